@@ -1,0 +1,13 @@
+// ccproxy-observability: metrics, structured logs, request scopes, access-log storage and
+// Pushgateway pushes for C++ proxies. This umbrella header includes every public header.
+//
+// Example:
+//   #include <ccproxy/observability.hpp>
+//   ccproxy::observability::PrometheusMetrics metrics("ccproxy");
+//   metrics.record_request("POST", "/v1/messages", "claude-3-5-sonnet", 200);
+#pragma once
+
+#include "ccproxy/observability/clock.hpp"
+#include "ccproxy/observability/fields.hpp"
+#include "ccproxy/observability/logging.hpp"
+#include "ccproxy/observability/storage.hpp"

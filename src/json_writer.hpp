@@ -1,0 +1,28 @@
+// Internal: appends JSON to a std::string without nlohmann/json on the hot path. Strings are
+// escaped per RFC 8259 with invalid UTF-8 replaced by U+FFFD; numbers are written with
+// std::to_chars, so the process locale never changes them.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+#include "ccproxy/observability/fields.hpp"
+
+namespace ccproxy::observability::detail {
+
+// Appends `s` as a quoted JSON string. When `max_bytes` is exceeded the text is cut on a
+// UTF-8 boundary and the function returns true.
+bool append_json_string(std::string& out, std::string_view s,
+                        std::size_t max_bytes = std::string_view::npos);
+// Appends a Value: null, true/false, an integer, a double (non-finite ones as null), or a
+// string as above. Returns true when a string was truncated.
+bool append_json_value(std::string& out, const Value& v,
+                       std::size_t max_bytes = std::string_view::npos);
+// Replaces invalid UTF-8 sequences in `s` with U+FFFD.
+std::string sanitize_utf8(std::string_view s);
+// The length of the longest prefix of `s` no longer than `max_bytes` that does not end inside
+// a UTF-8 sequence.
+std::size_t utf8_prefix_length(std::string_view s, std::size_t max_bytes) noexcept;
+
+}  // namespace ccproxy::observability::detail
