@@ -232,17 +232,23 @@ struct SqliteAccessLogStorage::Impl {
         options(std::move(o)),
         clock(options.clock != nullptr ? *options.clock : Clock::steady()),
         log(kLoggerName, {{"path", path}}),
-        drop_warnings(clock, options.warning_interval),
+        drop_warnings{{clock, options.warning_interval},
+                      {clock, options.warning_interval},
+                      {clock, options.warning_interval},
+                      {clock, options.warning_interval}},
         failure_warnings(clock, options.warning_interval) {}
 
   void open();
   void register_metrics();
   void writer_loop() noexcept;
-  void write_batch(std::vector<AccessLogRow>& batch) noexcept;
+  bool write_batch(std::vector<AccessLogRow>& batch) noexcept;
   bool try_write(const std::vector<AccessLogRow>& batch, std::uint64_t& n_written,
                  std::uint64_t& n_duplicate, std::uint64_t& n_rejected,
                  std::string& error) noexcept;
-  void count_drop(DropReason reason, std::uint64_t n, const char* event) noexcept;
+  void count_drop(DropReason reason, std::uint64_t n) noexcept;
+  void warn_drop(DropReason reason, std::uint64_t n, const char* event) noexcept;
+  void report_queue_full() noexcept;
+  void set_write_error(const std::string* error) noexcept;
   bool exec(sqlite3* db, const char* sql) noexcept {
     return sqlite3_exec(db, sql, nullptr, nullptr, nullptr) == SQLITE_OK;
   }
@@ -251,8 +257,15 @@ struct SqliteAccessLogStorage::Impl {
   const SqliteStorageOptions options;
   const Clock& clock;
   const Logger log;
-  RateLimiter drop_warnings;
+  RateLimiter drop_warnings[kDropReasonCount];
   RateLimiter failure_warnings;
+  // Rows store() dropped on a full queue that no warning has mentioned yet; the writer
+  // thread reports them, so the request thread does no logging I/O.
+  std::atomic<std::uint64_t> unreported_queue_full{0};
+
+  std::atomic<bool> write_failing{false};
+  mutable std::mutex error_mutex;
+  std::string last_write_error;  // guarded by error_mutex
 
   // Used by the constructor, then only by the writer thread, then by close() after the join.
   DbPtr write_db;
@@ -357,18 +370,44 @@ void SqliteAccessLogStorage::Impl::register_metrics() {
   }
 }
 
-void SqliteAccessLogStorage::Impl::count_drop(DropReason reason, std::uint64_t n,
-                                              const char* event) noexcept {
+void SqliteAccessLogStorage::Impl::count_drop(DropReason reason, std::uint64_t n) noexcept {
   dropped[reason].fetch_add(n, std::memory_order_relaxed);
   if (dropped_counters[reason] != nullptr) {
     dropped_counters[reason]->Increment(static_cast<double>(n));
   }
-  if (drop_warnings.allow()) {
-    std::uint64_t total = 0;
-    for (const auto& d : dropped) total += d.load(std::memory_order_relaxed);
-    log.warning(event,
-                {{"reason", kDropReasonNames[reason]}, {"rows", n}, {"rows_dropped_total", total}});
+}
+
+void SqliteAccessLogStorage::Impl::warn_drop(DropReason reason, std::uint64_t n,
+                                             const char* event) noexcept {
+  if (!drop_warnings[reason].allow()) return;
+  std::uint64_t total = 0;
+  for (const auto& d : dropped) total += d.load(std::memory_order_relaxed);
+  log.warning(event,
+              {{"reason", kDropReasonNames[reason]}, {"rows", n}, {"rows_dropped_total", total}});
+}
+
+void SqliteAccessLogStorage::Impl::report_queue_full() noexcept {
+  if (unreported_queue_full.load(std::memory_order_relaxed) == 0) return;
+  if (!drop_warnings[kQueueFull].allow()) return;
+  const std::uint64_t n = unreported_queue_full.exchange(0, std::memory_order_relaxed);
+  std::uint64_t total = 0;
+  for (const auto& d : dropped) total += d.load(std::memory_order_relaxed);
+  log.warning("access_log_rows_dropped",
+              {{"reason", "queue_full"}, {"rows", n}, {"rows_dropped_total", total}});
+}
+
+void SqliteAccessLogStorage::Impl::set_write_error(const std::string* error) noexcept {
+  if (error == nullptr) {
+    write_failing.store(false);
+    return;
   }
+  try {
+    std::lock_guard<std::mutex> lock(error_mutex);
+    last_write_error = *error;
+  } catch (...) {
+    // Out of memory for the text: the flag below still marks the failure.
+  }
+  write_failing.store(true);
 }
 
 void SqliteAccessLogStorage::Impl::writer_loop() noexcept {
@@ -386,36 +425,54 @@ void SqliteAccessLogStorage::Impl::writer_loop() noexcept {
       }
     }
 
-    write_batch(batch);
+    const bool committed = write_batch(batch);
+    report_queue_full();
 
+    // Closing, and a whole batch was just given up: the rest would wait as long again, batch
+    // after batch, so close() gives it up at once rather than hang the shutdown.
+    std::size_t abandoned = 0;
     {
       std::lock_guard<std::mutex> lock(queue_mutex);
-      processed += batch.size();
+      if (!committed && closing) {
+        abandoned = queue.size();
+        queue.clear();
+      }
+      processed += batch.size() + abandoned;
+    }
+    if (abandoned > 0) {
+      count_drop(kWriteFailed, abandoned);
+      warn_drop(kWriteFailed, abandoned, "access_log_rows_given_up");
     }
     done_cv.notify_all();
     batch.clear();
   }
 }
 
-void SqliteAccessLogStorage::Impl::write_batch(std::vector<AccessLogRow>& batch) noexcept {
+bool SqliteAccessLogStorage::Impl::write_batch(std::vector<AccessLogRow>& batch) noexcept {
   auto backoff = options.retry_backoff;
   std::string error;
   for (std::size_t attempt = 1;; ++attempt) {
     std::uint64_t written = 0, dups = 0, rejected = 0;
     if (try_write(batch, written, dups, rejected, error)) {
+      set_write_error(nullptr);
       rows_written.fetch_add(written, std::memory_order_relaxed);
       duplicates.fetch_add(dups, std::memory_order_relaxed);
       if (written_counter != nullptr) written_counter->Increment(static_cast<double>(written));
       if (duplicate_counter != nullptr) duplicate_counter->Increment(static_cast<double>(dups));
-      if (rejected > 0) count_drop(kRejected, rejected, "access_log_rows_rejected");
-      return;
+      if (rejected > 0) {
+        count_drop(kRejected, rejected);
+        warn_drop(kRejected, rejected, "access_log_rows_rejected");
+      }
+      return true;
     }
 
+    set_write_error(&error);
     batch_failures.fetch_add(1, std::memory_order_relaxed);
     if (failure_counter != nullptr) failure_counter->Increment();
     if (attempt >= options.max_write_attempts) {
-      count_drop(kWriteFailed, batch.size(), "access_log_rows_given_up");
-      return;
+      count_drop(kWriteFailed, batch.size());
+      warn_drop(kWriteFailed, batch.size(), "access_log_rows_given_up");
+      return false;
     }
     if (failure_warnings.allow()) {
       log.warning("access_log_batch_failed", {{"attempt", static_cast<std::int64_t>(attempt)},
@@ -423,6 +480,7 @@ void SqliteAccessLogStorage::Impl::write_batch(std::vector<AccessLogRow>& batch)
                                               {"error", error},
                                               {"retry_in_ms", backoff.count()}});
     }
+    report_queue_full();
     // Sleeping here delays only the writer; store() keeps queueing (and dropping when full).
     std::this_thread::sleep_for(backoff);
     backoff = std::min(backoff * 2, options.retry_backoff_max);
@@ -523,8 +581,16 @@ bool SqliteAccessLogStorage::store(AccessLogRow row) noexcept {
       }
     }
   }
-  if (reason != kDropReasonCount) {
-    impl.count_drop(reason, 1, "access_log_rows_dropped");
+  if (reason == kQueueFull) {
+    impl.count_drop(reason, 1);
+    impl.unreported_queue_full.fetch_add(1, std::memory_order_relaxed);
+    return false;
+  }
+  if (reason == kClosed) {
+    impl.count_drop(reason, 1);
+    // Limitation: with the writer gone, a row stored after close() is warned about by the
+    // calling thread (at most once per warning_interval), which is I/O on that thread.
+    impl.warn_drop(reason, 1, "access_log_rows_dropped");
     return false;
   }
   if (wake) impl.queue_cv.notify_one();
@@ -630,6 +696,7 @@ StorageHealth SqliteAccessLogStorage::health_check() const noexcept {
   StorageHealth health;
   health.closed = impl.closed.load();
   health.queue_depth = stats().queue_depth;
+  const bool failing = impl.write_failing.load();
   try {
     health.path = impl.path;
     std::lock_guard<std::mutex> lock(impl.read_mutex);
@@ -638,6 +705,11 @@ StorageHealth SqliteAccessLogStorage::health_check() const noexcept {
     if (stmt && sqlite3_step(stmt.get()) == SQLITE_ROW) {
       health.row_count = sqlite3_column_int64(stmt.get(), 0);
       health.status = StorageHealth::Status::kHealthy;
+      if (failing) {
+        std::lock_guard<std::mutex> error_lock(impl.error_mutex);
+        health.status = StorageHealth::Status::kUnhealthy;
+        health.error = "writing failed: " + impl.last_write_error;
+      }
     } else {
       health.error = describe(db);
     }

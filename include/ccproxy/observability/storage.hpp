@@ -74,11 +74,13 @@ class AccessLogStorage {
 };
 
 // A database that cannot be opened or used: the message names the path and SQLite's reason.
+// Immutable once thrown, like any std::runtime_error.
 class StorageError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };
 
+// Settings of SqliteAccessLogStorage; the constructor checks them. Plain value type.
 struct SqliteStorageOptions {
   // Rows waiting for the writer; a row stored while this many wait is dropped and counted.
   std::size_t queue_capacity = 100000;
@@ -106,7 +108,7 @@ struct SqliteStorageOptions {
   std::string metric_namespace = "ccproxy";
 };
 
-// Counts since construction; the same numbers as the Prometheus counters.
+// Counts since construction; the same numbers as the Prometheus counters. Plain value type.
 struct StorageStats {
   std::uint64_t rows_accepted = 0;  // store() returned true
   std::uint64_t rows_written = 0;   // committed to the file
@@ -119,7 +121,8 @@ struct StorageStats {
   std::size_t queue_depth = 0;                  // rows waiting at the time of the call
 };
 
-// Selects rows for get_analytics(); an unset or empty member selects everything.
+// Selects rows for get_analytics(); an unset or empty member selects everything. Plain value
+// type.
 struct AccessLogFilter {
   std::optional<std::chrono::system_clock::time_point> start_time;  // inclusive
   std::optional<std::chrono::system_clock::time_point> end_time;    // exclusive
@@ -127,6 +130,7 @@ struct AccessLogFilter {
   std::string service_type;
 };
 
+// What get_analytics() returns. Plain value type.
 struct AccessLogSummary {
   std::int64_t total_requests = 0;
   double avg_duration_ms = 0.0;  // 0 when there are no rows
@@ -137,6 +141,7 @@ struct AccessLogSummary {
   std::int64_t total_cache_write_tokens = 0;
 };
 
+// What health_check() returns. Plain value type.
 struct StorageHealth {
   enum class Status { kHealthy, kUnhealthy };
   Status status = Status::kUnhealthy;
@@ -162,7 +167,9 @@ class SqliteAccessLogStorage final : public AccessLogStorage {
 
   bool store(AccessLogRow row) noexcept override;
   // Waits for the writer to commit (or give up) everything queued, then closes the write
-  // connection. Queries keep working on the file afterwards.
+  // connection. Queries keep working on the file afterwards. When a batch is given up during
+  // close (the file stayed unwritable for max_write_attempts), the rows still queued are given
+  // up with it, so a shutdown waits for one batch's retries, not for every batch's.
   void close() noexcept override;
   // Waits until every row accepted before the call is committed or given up. Not for the
   // request path.
@@ -174,7 +181,8 @@ class SqliteAccessLogStorage final : public AccessLogStorage {
   // Count, mean duration, total cost and tokens of the rows the filter selects. Throws
   // StorageError when the database cannot be read.
   AccessLogSummary get_analytics(const AccessLogFilter& filter = {}) const;
-  // Never throws: a failure is reported as kUnhealthy with the reason.
+  // Never throws. kUnhealthy, with the reason, when the file cannot be read or the writer's
+  // most recent attempt failed (until an attempt succeeds again).
   StorageHealth health_check() const noexcept;
 
   StorageStats stats() const noexcept;
