@@ -326,6 +326,8 @@ void SqliteAccessLogStorage::Impl::open() {
   std::string sql = std::string("INSERT OR IGNORE INTO access_logs (") + kColumns + ") VALUES (?";
   for (int i = 1; i < kColumnCount; ++i) sql += ",?";
   sql += ")";
+  // Limitation: there is no schema migration; an access_logs table from another version
+  // (missing a column) is refused at construction rather than altered.
   insert = prepare(raw, sql.c_str());
   if (!insert) fail(path, "the access_logs table does not have the expected columns", raw);
 
@@ -482,6 +484,8 @@ bool SqliteAccessLogStorage::Impl::write_batch(std::vector<AccessLogRow>& batch)
     }
     report_queue_full();
     // Sleeping here delays only the writer; store() keeps queueing (and dropping when full).
+    // Limitation: the backoff sleeps on the real clock, not options.clock: SQLite's own busy
+    // wait is real time too, so retry tests use millisecond backoffs instead of a ManualClock.
     std::this_thread::sleep_for(backoff);
     backoff = std::min(backoff * 2, options.retry_backoff_max);
   }
@@ -683,7 +687,8 @@ AccessLogSummary SqliteAccessLogStorage::get_analytics(const AccessLogFilter& fi
   summary.total_requests = sqlite3_column_int64(s, 0);
   summary.avg_duration_ms = sqlite3_column_double(s, 1);  // NULL (no rows) reads as 0
   summary.total_cost_usd = sqlite3_column_double(s, 2);
-  // TOTAL() sums as a double so that it cannot overflow; token sums stay far below 2^53.
+  // Limitation: TOTAL() sums as a double so that it cannot overflow; token sums are exact up
+  // to 2^53 (about 9e15 tokens), far beyond what one file holds.
   summary.total_tokens_input = static_cast<std::int64_t>(sqlite3_column_double(s, 3));
   summary.total_tokens_output = static_cast<std::int64_t>(sqlite3_column_double(s, 4));
   summary.total_cache_read_tokens = static_cast<std::int64_t>(sqlite3_column_double(s, 5));
