@@ -231,11 +231,19 @@ std::string grouping_path(std::string_view job, const std::map<std::string, std:
 std::string format_float(double value) {
   if (std::isnan(value)) return "NaN";
   if (std::isinf(value)) return value > 0 ? "+Inf" : "-Inf";
-  char buf[40];
-  for (int precision = 1; precision <= 17; ++precision) {
-    std::snprintf(buf, sizeof buf, "%.*g", precision, value);
+  // The fewest significant digits that read back as `value`, laid out like Go's
+  // strconv.FormatFloat(v, 'g', -1, 64), which Prometheus uses: exponent form below 1e-4
+  // and from 1e6 on.
+  char buf[48];
+  int digits = 1;
+  for (; digits < 17; ++digits) {
+    std::snprintf(buf, sizeof buf, "%.*e", digits - 1, value);
     if (std::strtod(buf, nullptr) == value) break;
   }
+  std::snprintf(buf, sizeof buf, "%.*e", digits - 1, value);
+  int exponent = std::atoi(std::strchr(buf, 'e') + 1);
+  if (exponent < -4 || exponent >= 6) return buf;
+  std::snprintf(buf, sizeof buf, "%.*f", std::max(digits - 1 - exponent, 0), value);
   return buf;
 }
 
