@@ -99,7 +99,8 @@ void PeriodicPusher::run() noexcept {
   while (!stopping_) {
     auto now = clock_.now();
     if (now < next_) {
-      // A clock moved by hand does not follow real time: wake() makes the thread look again.
+      // Limitation: the wait is in real time for the clock's remaining duration; a clock moved
+      // by hand does not follow real time, so wake() makes the thread read it again.
       cv_.wait_for(lock, next_ - now);
       continue;
     }

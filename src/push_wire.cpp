@@ -75,7 +75,8 @@ void add_series(std::vector<TimeSeries>& out, const std::string& name, const Lab
                                [&k = k](const auto& l) { return l.first == k; });
     if (!present) series.labels.emplace_back(k, v);
   }
-  // Byte order, as the remote-write spec asks; __name__ sorts first among lower-case names.
+  // Limitation: byte order, as the remote-write spec asks, puts a label name starting with an
+  // upper-case letter before __name__; Prometheus and VictoriaMetrics accept that order.
   std::sort(series.labels.begin(), series.labels.end(),
             [](const auto& a, const auto& b) { return a.first < b.first; });
   series.samples.push_back({value, ts});

@@ -113,6 +113,8 @@ struct PushgatewayClient::Impl {
   const Clock& clock;
   Logger logger;
 
+  // Limitation: one curl handle per client, so pushes from several threads queue behind each
+  // other (each bounded by pushgateway_timeout); reusing the handle keeps the connection.
   std::mutex curl_mutex;
   CURL* curl = nullptr;  // guarded by curl_mutex
 
@@ -277,6 +279,8 @@ struct PushgatewayClient::Impl {
              (result.message.back() == '\n' || result.message.back() == ' ')) {
         result.message.pop_back();
       }
+      // Limitation: only answered 5xx and 429 are retried; a refused or reset connection ends
+      // the push at once and the next periodic push is the retry.
       bool retryable = http.status >= 500 || http.status == 429;
       if (!retry || !retryable) return result;
       if (std::chrono::steady_clock::now() + delay >= deadline) return result;
@@ -292,6 +296,9 @@ struct PushgatewayClient::Impl {
     if (protocol == PushProtocol::kRemoteWrite) {
       std::map<std::string, std::string> extra = settings.pushgateway_grouping;
       extra.emplace("job", settings.pushgateway_job);
+      // Limitation: every sample carries the wall-clock time of the push (prometheus-cpp
+      // keeps no sample times), and no metadata (HELP, TYPE) is sent: remote write 1.0 marks
+      // it optional and both receivers store series without it.
       auto now_ms = std::chrono::duration_cast<milliseconds>(
                         std::chrono::system_clock::now().time_since_epoch())
                         .count();
@@ -305,6 +312,8 @@ struct PushgatewayClient::Impl {
     return gz;
   }
 
+  // Limitation: the state gauge is refreshed when a push ends, so OPEN turning HALF_OPEN by
+  // the passing of time shows on the next push; circuit_state() reads it live.
   void count(PushMethod method, PushOutcome outcome) noexcept {
     try {
       std::lock_guard<std::mutex> lock(metrics_mutex);

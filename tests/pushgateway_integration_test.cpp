@@ -169,6 +169,24 @@ TEST(PushgatewayIntegrationTest, PushesGzippedBodyWhenGzipIsSet) {
   EXPECT_EQ(group_value(find_group(pg, {{"job", "gz"}}), "gz_total"), 4);
 }
 
+TEST(PushgatewayIntegrationTest, VerifiesTlsPeerAgainstCaFileWhenUrlIsHttps) {
+  std::string ca_file;
+  auto pg = ccobs_test::start_pushgateway_tls(&ca_file);
+  auto registry = counters({{"tls_total", 1}});
+
+  auto s = settings_for(pg.url, "tls");
+  auto untrusted = obs::PushgatewayClient(s).push_metrics(*registry, obs::PushMethod::kPush);
+  s.pushgateway_ca_file = ca_file;
+  auto trusted = obs::PushgatewayClient(s).push_metrics(*registry, obs::PushMethod::kPush);
+  auto s_off = settings_for(pg.url, "tls_off");
+  s_off.pushgateway_tls_verify = false;
+  auto unverified = obs::PushgatewayClient(s_off).push_metrics(*registry, obs::PushMethod::kPush);
+
+  EXPECT_EQ(untrusted.outcome, obs::PushOutcome::kTransportError) << untrusted.message;
+  EXPECT_TRUE(trusted.ok()) << trusted.message;
+  EXPECT_TRUE(unverified.ok()) << unverified.message;
+}
+
 TEST(PushgatewayIntegrationTest, ReportsHttpErrorWhenPushgatewayRejectsInconsistentType) {
   auto pg = ccobs_test::start_pushgateway();
   obs::PushgatewayClient a(settings_for(pg.url, "batch", {{"instance", "a"}}));

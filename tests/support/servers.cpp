@@ -42,6 +42,31 @@ RunningServer start_pushgateway() {
   });
 }
 
+RunningServer start_pushgateway_tls(std::string* ca_file) {
+  auto certs = std::make_shared<TempDir>();
+  std::string cert = certs->path() + "/cert.pem";
+  std::string key = certs->path() + "/key.pem";
+  std::string out;
+  int rc = run_command(
+      "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1"
+      " -addext subjectAltName=IP:127.0.0.1 -keyout " +
+          key + " -out " + cert,
+      "", &out);
+  if (rc != 0) throw std::runtime_error("openssl failed: " + out);
+  std::ofstream(certs->path() + "/web.yml")
+      << "tls_server_config:\n  cert_file: " << cert << "\n  key_file: " << key << "\n";
+  RunningServer s = start("prometheus-pushgateway (TLS)", [&](int port, const std::string& dir) {
+    return std::vector<std::string>{"/usr/bin/prometheus-pushgateway",
+                                    "--web.listen-address=127.0.0.1:" + std::to_string(port),
+                                    "--persistence.file=" + dir + "/pushgateway.data",
+                                    "--web.config.file=" + certs->path() + "/web.yml"};
+  });
+  s.url = "https://127.0.0.1:" + std::to_string(s.port);
+  s.extra_dir = certs;
+  *ca_file = cert;
+  return s;
+}
+
 RunningServer start_victoria_metrics() {
   return start("victoria-metrics", [](int port, const std::string& dir) {
     return std::vector<std::string>{

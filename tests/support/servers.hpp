@@ -16,12 +16,16 @@ struct RunningServer {
   std::unique_ptr<TempDir> dir;
   std::unique_ptr<ChildProcess> process;
   int port = 0;
-  std::string url;  // "http://127.0.0.1:<port>"
+  std::string url;                     // "http://127.0.0.1:<port>"
+  std::shared_ptr<TempDir> extra_dir;  // files the server reads (certificates)
 };
 
 // Each returns a server that accepts connections, or throws std::runtime_error after a few
 // tries (a free port can be taken between picking and binding it).
 RunningServer start_pushgateway();
+// A Pushgateway serving HTTPS with a fresh self-signed certificate for 127.0.0.1, whose PEM
+// is written to `*ca_file` (inside the server's directory).
+RunningServer start_pushgateway_tls(std::string* ca_file);
 RunningServer start_victoria_metrics();
 RunningServer start_prometheus();
 
