@@ -109,18 +109,22 @@ int main() {
     CHECK(client->redacted_url() ==
           "http://127.0.0.1:1/metrics/job@base64/bmlnaHRseS9iYXRjaA/instance@base64/d29ya2VyLzE");
     obs::PrometheusMetrics m("batch", nullptr, client);
-    CHECK(m.is_pushgateway_enabled());
-    CHECK(!m.push_to_gateway());  // PUT: nothing listens, so false
-    CHECK(!m.push_to_gateway("pushadd"));
-    CHECK(!m.push_add_to_gateway());
-    CHECK(!m.delete_from_gateway());
-    CHECK(!m.push_to_gateway("bogus"));  // false, error logged
     obs::PushResult r = client->push_metrics(*m.registry(), obs::PushMethod::kPush);
     CHECK(r.outcome == obs::PushOutcome::kTransportError && !r.ok() && r.http_status == 0);
     CHECK(client->delete_metrics().outcome == obs::PushOutcome::kTransportError);
     CHECK(client->circuit_state() == obs::CircuitState::kClosed);
-    CHECK(m.serialize().find("batch_pushgateway_pushes_total{method=\"push\","
-                             "outcome=\"transport_error\"} 2") != std::string::npos);
+    CHECK(m.is_pushgateway_enabled());
+    CHECK(!m.push_to_gateway());  // PUT; nothing listens, so false
+    CHECK(!m.push_to_gateway("pushadd"));
+    CHECK(!m.push_add_to_gateway());  // the fifth failure in a row opens the breaker
+    CHECK(client->circuit_state() == obs::CircuitState::kOpen);
+    CHECK(!m.delete_from_gateway());     // refused by the open breaker
+    CHECK(!m.push_to_gateway("bogus"));  // false, error logged
+    std::string text = m.serialize();
+    CHECK(text.find("batch_pushgateway_pushes_total{method=\"push\","
+                    "outcome=\"transport_error\"} 2") != std::string::npos);
+    CHECK(text.find("batch_pushgateway_pushes_total{method=\"delete\","
+                    "outcome=\"circuit_open\"} 1") != std::string::npos);
 
     obs::ObservabilitySettings off;
     obs::PushgatewayClient disabled(off);
