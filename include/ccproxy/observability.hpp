@@ -8,6 +8,8 @@
 #pragma once
 
 #include "ccproxy/observability/clock.hpp"
+#include "ccproxy/observability/context.hpp"
+#include "ccproxy/observability/events.hpp"
 #include "ccproxy/observability/fields.hpp"
 #include "ccproxy/observability/logging.hpp"
 #include "ccproxy/observability/storage.hpp"
