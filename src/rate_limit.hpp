@@ -35,7 +35,7 @@ class RateLimiter {
   bool allow(std::string_view key, std::uint64_t* suppressed = nullptr) noexcept {
     // Limitation: keys share kSlots slots by hash, so two keys that collide share one
     // allowance; the library uses a handful of keys per limiter, so collisions are rare.
-    Slot& slot = slots_[std::hash<std::string_view>{}(key) % kSlots];
+    Slot& slot = slots_[slot_of(key)];
     const Clock::duration::rep now = clock_->now().time_since_epoch().count();
     Clock::duration::rep next = slot.next.load(std::memory_order_relaxed);
     if (now < next ||
@@ -48,8 +48,13 @@ class RateLimiter {
     return true;
   }
 
- private:
   static constexpr std::size_t kSlots = 16;
+  // The slot a key's allowance lives in.
+  static std::size_t slot_of(std::string_view key) noexcept {
+    return std::hash<std::string_view>{}(key) % kSlots;
+  }
+
+ private:
   struct Slot {
     std::atomic<Clock::duration::rep> next{std::numeric_limits<Clock::duration::rep>::min()};
     std::atomic<std::uint64_t> suppressed{0};
