@@ -8,7 +8,7 @@
 #include <stdexcept>
 
 #include "ccproxy/observability/context.hpp"
-#include "metric_name.hpp"
+#include "names.hpp"
 #include "rate_limit.hpp"
 
 namespace ccproxy::observability {
@@ -128,7 +128,7 @@ std::uint64_t ContextTracker::stale_removed_total() const noexcept {
 void ContextTracker::register_metrics(std::shared_ptr<prometheus::Registry> registry,
                                       std::string_view ns) {
   if (!registry) throw std::invalid_argument("ContextTracker::register_metrics: registry is null");
-  if (!detail::is_metric_prefix(ns)) {
+  if (!detail::is_valid_metric_name(ns)) {
     throw std::invalid_argument("ContextTracker::register_metrics: namespace '" + std::string(ns) +
                                 "' is not a valid metric-name prefix");
   }

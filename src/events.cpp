@@ -5,11 +5,14 @@
 #include <prometheus/registry.h>
 
 #include <algorithm>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
 #include <stdexcept>
 
 #include "ccproxy/observability/logging.hpp"
 #include "json_writer.hpp"
-#include "metric_name.hpp"
+#include "names.hpp"
 #include "rate_limit.hpp"
 
 namespace ccproxy::observability {
@@ -33,55 +36,81 @@ std::string Event::to_json() const {
   return out;
 }
 
-EventSubscription::EventSubscription(std::size_t capacity) : capacity_(capacity) {
+struct EventSubscription::Impl {
+  explicit Impl(std::size_t c) : capacity(c) {}
+
+  const std::size_t capacity;
+  std::mutex mutex;
+  std::condition_variable cv;
+  std::deque<Event> queue;       // guarded by mutex
+  std::uint64_t unreported = 0;  // guarded by mutex: dropped since the last overflow event
+  std::atomic<std::uint64_t> dropped{0};
+  std::atomic<bool> closed{false};
+};
+
+EventSubscription::EventSubscription(std::size_t capacity) {
   if (capacity == 0) throw std::invalid_argument("EventSubscription capacity must be positive");
+  impl_ = std::make_unique<Impl>(capacity);
 }
+
+EventSubscription::~EventSubscription() = default;
 
 bool EventSubscription::push(Event event) {
   bool lost = false;
   {
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (queue_.size() >= capacity_) {
-      queue_.pop_front();
-      ++unreported_;
+    std::lock_guard<std::mutex> lock(impl_->mutex);
+    if (impl_->queue.size() >= impl_->capacity) {
+      impl_->queue.pop_front();
+      ++impl_->unreported;
       lost = true;
     }
-    queue_.push_back(std::move(event));
+    impl_->queue.push_back(std::move(event));
   }
-  if (lost) dropped_.fetch_add(1, std::memory_order_relaxed);
-  cv_.notify_one();
+  if (lost) impl_->dropped.fetch_add(1, std::memory_order_relaxed);
+  impl_->cv.notify_one();
   return lost;
 }
 
 bool EventSubscription::pop(Event& out, std::chrono::milliseconds timeout) {
-  std::unique_lock<std::mutex> lock(mutex_);
+  std::unique_lock<std::mutex> lock(impl_->mutex);
   if (timeout.count() > 0) {
-    cv_.wait_for(lock, timeout, [&] { return !queue_.empty() || unreported_ > 0 || closed(); });
+    impl_->cv.wait_for(lock, timeout,
+                       [&] { return !impl_->queue.empty() || impl_->unreported > 0 || closed(); });
   }
-  if (unreported_ > 0) {
+  if (impl_->unreported > 0) {
     out.type = "overflow";
-    out.data = Fields{{"dropped", unreported_}};
+    out.data = Fields{{"dropped", impl_->unreported}};
     out.timestamp = std::chrono::system_clock::now();
-    unreported_ = 0;
+    impl_->unreported = 0;
     return true;
   }
-  if (queue_.empty()) return false;
-  out = std::move(queue_.front());
-  queue_.pop_front();
+  if (impl_->queue.empty()) return false;
+  out = std::move(impl_->queue.front());
+  impl_->queue.pop_front();
   return true;
 }
 
 void EventSubscription::close() noexcept {
   {
-    std::lock_guard<std::mutex> lock(mutex_);
-    closed_.store(true, std::memory_order_release);
+    std::lock_guard<std::mutex> lock(impl_->mutex);
+    impl_->closed.store(true, std::memory_order_release);
   }
-  cv_.notify_all();
+  impl_->cv.notify_all();
 }
 
+bool EventSubscription::closed() const noexcept {
+  return impl_->closed.load(std::memory_order_acquire);
+}
+
+std::size_t EventSubscription::capacity() const noexcept { return impl_->capacity; }
+
 std::size_t EventSubscription::size() const {
-  std::lock_guard<std::mutex> lock(mutex_);
-  return queue_.size();
+  std::lock_guard<std::mutex> lock(impl_->mutex);
+  return impl_->queue.size();
+}
+
+std::uint64_t EventSubscription::dropped() const noexcept {
+  return impl_->dropped.load(std::memory_order_relaxed);
 }
 
 struct EventBus::Impl {
@@ -181,7 +210,7 @@ EventBusStats EventBus::stats() const noexcept {
 void EventBus::register_metrics(std::shared_ptr<prometheus::Registry> registry,
                                 std::string_view ns) {
   if (!registry) throw std::invalid_argument("EventBus::register_metrics: registry is null");
-  if (!detail::is_metric_prefix(ns)) {
+  if (!detail::is_valid_metric_name(ns)) {
     throw std::invalid_argument("EventBus::register_metrics: namespace '" + std::string(ns) +
                                 "' is not a valid metric-name prefix");
   }

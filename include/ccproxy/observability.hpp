@@ -10,6 +10,8 @@
 #include "ccproxy/observability/clock.hpp"
 #include "ccproxy/observability/context.hpp"
 #include "ccproxy/observability/events.hpp"
+#include "ccproxy/observability/exposer.hpp"
 #include "ccproxy/observability/fields.hpp"
 #include "ccproxy/observability/logging.hpp"
+#include "ccproxy/observability/metrics.hpp"
 #include "ccproxy/observability/storage.hpp"

@@ -10,12 +10,9 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
-#include <deque>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -55,7 +52,9 @@ class EventBus;
 // the bus pushes from any thread while one or more threads pop.
 class EventSubscription {
  public:
+  // Throws std::invalid_argument when capacity is 0.
   explicit EventSubscription(std::size_t capacity);
+  ~EventSubscription();
   EventSubscription(const EventSubscription&) = delete;
   EventSubscription& operator=(const EventSubscription&) = delete;
 
@@ -68,25 +67,21 @@ class EventSubscription {
 
   // Stops delivery and wakes a waiting pop(); the bus forgets the subscription.
   void close() noexcept;
-  bool closed() const noexcept { return closed_.load(std::memory_order_acquire); }
+  bool closed() const noexcept;
 
-  std::size_t capacity() const noexcept { return capacity_; }
+  std::size_t capacity() const noexcept;
   std::size_t size() const;
   // Events this subscription lost in total.
-  std::uint64_t dropped() const noexcept { return dropped_.load(std::memory_order_relaxed); }
+  std::uint64_t dropped() const noexcept;
+
+  struct Impl;
 
  private:
   friend class EventBus;
   // Queues `event`, dropping the oldest when full. Returns true when one was dropped.
   bool push(Event event);
 
-  const std::size_t capacity_;
-  mutable std::mutex mutex_;
-  std::condition_variable cv_;
-  std::deque<Event> queue_;       // guarded by mutex_
-  std::uint64_t unreported_ = 0;  // guarded by mutex_: dropped since the last overflow event
-  std::atomic<std::uint64_t> dropped_{0};
-  std::atomic<bool> closed_{false};
+  std::unique_ptr<Impl> impl_;
 };
 
 // Fans events out to subscribers. Thread-safe: publish, subscribe and unsubscribe may be
