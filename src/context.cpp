@@ -145,7 +145,6 @@ bool OperationNames::contains(std::string_view name) const noexcept {
 RequestContext::RequestContext(const RequestContextOptions& options, Fields initial) noexcept
     : clock_(options.clock != nullptr ? options.clock : &Clock::steady()),
       start_(clock_->now()),
-      start_wall_(std::chrono::system_clock::now()),
       uncaught_at_start_(std::uncaught_exceptions()),
       request_id_(is_acceptable_request_id(options.request_id) ? options.request_id
                                                                : detail::new_uuid4()),
@@ -168,14 +167,13 @@ RequestContext::RequestContext(const RequestContextOptions& options, Fields init
     trace_flags_ = 0x01;  // sampled: every request is logged
   }
   if (!trace_id_.empty()) span_id_ = detail::new_hex_id(8);
-  ids_.reserve(trace_id_.empty() ? 1 : 3);
-  ids_.set("request_id", request_id_);
-  if (!trace_id_.empty()) {
-    ids_.set("trace_id", trace_id_);
-    ids_.set("span_id", span_id_);
-  }
+  // Room for the fields a proxy typically adds, so add_metadata does not reallocate.
+  metadata_.reserve(16);
+  if (storage_) start_wall_ = std::chrono::system_clock::now();
 
-  detail::log_sets(logger_, LogLevel::kDebug, "request_start", {&ids_, &metadata_});
+  if (logger_.enabled(LogLevel::kDebug)) {
+    detail::log_sets(logger_, LogLevel::kDebug, "request_start", {&ids(), &metadata_});
+  }
   if (metrics_ != nullptr) metrics_->inc_active_requests();
   if (events_ != nullptr && events_->has_subscribers()) {
     Fields data;
@@ -194,6 +192,19 @@ std::string RequestContext::child_traceparent() const noexcept {
   return TraceContext{trace_id_, span_id_, trace_flags_}.to_traceparent();
 }
 
+const Fields& RequestContext::ids() const noexcept {
+  // Built on the first line written, so a scope whose lines are all disabled never copies.
+  if (ids_.empty()) {
+    ids_.reserve(trace_id_.empty() ? 1 : 3);
+    ids_.set("request_id", request_id_);
+    if (!trace_id_.empty()) {
+      ids_.set("trace_id", trace_id_);
+      ids_.set("span_id", span_id_);
+    }
+  }
+  return ids_;
+}
+
 Clock::duration RequestContext::elapsed() const noexcept { return clock_->now() - start_; }
 
 double RequestContext::duration_ms() const noexcept { return to_seconds(elapsed()) * 1000.0; }
@@ -205,10 +216,10 @@ void RequestContext::add_metadata(const Fields& fields) noexcept { metadata_.mer
 void RequestContext::log_event(std::string_view event, const Fields& fields) const noexcept {
   if (!logger_.enabled(LogLevel::kInfo)) return;
   const Fields timing{{"duration_ms", duration_ms()}};
-  detail::log_sets(logger_, LogLevel::kInfo, event, {&ids_, &metadata_, &timing, &fields});
+  detail::log_sets(logger_, LogLevel::kInfo, event, {&ids(), &metadata_, &timing, &fields});
 }
 
-Logger RequestContext::logger() const noexcept { return logger_.bind(ids_).bind(metadata_); }
+Logger RequestContext::logger() const noexcept { return logger_.bind(ids()).bind(metadata_); }
 
 void RequestContext::fail(std::string_view error_type, std::string_view message) noexcept {
   if (failed_) return;
@@ -242,7 +253,7 @@ void RequestContext::finish() noexcept {
                          {"duration_seconds", seconds},
                          {"error_type", error_type_},
                          {"error_message", error_message_}};
-      detail::log_sets(logger_, LogLevel::kError, "request_error", {&ids_, &metadata_, &error});
+      detail::log_sets(logger_, LogLevel::kError, "request_error", {&ids(), &metadata_, &error});
     }
     const LogLevel access_level = failed_ ? LogLevel::kWarning : LogLevel::kInfo;
     if (logger_.enabled(access_level)) {
@@ -256,7 +267,7 @@ void RequestContext::finish() noexcept {
       tail.set("duration_ms", ms);
       tail.set("duration_seconds", seconds);
       if (failed_) tail.set("error_type", error_type_);
-      detail::log_sets(logger_, access_level, "access_log", {&ids_, &metadata_, &tail});
+      detail::log_sets(logger_, access_level, "access_log", {&ids(), &metadata_, &tail});
     }
 
     if (storage_) storage_->store(make_row(request_id_, start_wall_, metadata_, endpoint, seconds));
@@ -316,7 +327,7 @@ TimedOperation::TimedOperation(const RequestContext& ctx, std::string_view opera
   fields_.set("operation_id", operation_id_);
   fields_.merge(fields);
   if (important_) {
-    detail::log_sets(ctx_.logger_, LogLevel::kDebug, "operation_start", {&ctx_.ids_, &fields_});
+    detail::log_sets(ctx_.logger_, LogLevel::kDebug, "operation_start", {&ctx_.ids(), &fields_});
   }
 }
 
@@ -330,11 +341,11 @@ TimedOperation::~TimedOperation() {
                         {"error_type", error_type_},
                         {"error_message", error_message_}};
       detail::log_sets(ctx_.logger_, LogLevel::kError, "operation_error",
-                       {&ctx_.ids_, &fields_, &tail});
+                       {&ctx_.ids(), &fields_, &tail});
     } else if (important_ && ctx_.logger_.enabled(LogLevel::kInfo)) {
       const Fields tail{{"duration_ms", duration_ms()}};
       detail::log_sets(ctx_.logger_, LogLevel::kInfo, "operation_success",
-                       {&ctx_.ids_, &fields_, &tail});
+                       {&ctx_.ids(), &fields_, &tail});
     }
   } catch (...) {
     // Out of memory while logging: the line is lost.

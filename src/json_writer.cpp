@@ -41,6 +41,11 @@ std::size_t utf8_sequence_length(std::string_view s, std::size_t i) noexcept {
   return n;
 }
 
+// Printable ASCII other than the quote and the backslash: copied as it is.
+constexpr bool is_plain(unsigned char c) noexcept {
+  return c >= 0x20 && c < 0x7F && c != '"' && c != '\\';
+}
+
 }  // namespace
 
 std::size_t utf8_prefix_length(std::string_view s, std::size_t max_bytes) noexcept {
@@ -60,6 +65,14 @@ bool append_json_string(std::string& out, std::string_view s, std::size_t max_by
   out.push_back('"');
   std::size_t i = 0;
   while (i < s.size()) {
+    // Copy the longest run of printable ASCII that needs no escaping in one append.
+    std::size_t run = i;
+    while (run < s.size() && is_plain(static_cast<unsigned char>(s[run]))) ++run;
+    if (run > i) {
+      out.append(s.data() + i, run - i);
+      i = run;
+      if (i == s.size()) break;
+    }
     const auto c = static_cast<unsigned char>(s[i]);
     if (c >= 0x80) {
       std::size_t n = utf8_sequence_length(s, i);

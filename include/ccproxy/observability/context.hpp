@@ -141,17 +141,18 @@ class RequestContext {
   friend class TimedOperation;
 
   void finish() noexcept;
+  const Fields& ids() const noexcept;
 
   const Clock* clock_;
   Clock::time_point start_;
-  std::chrono::system_clock::time_point start_wall_;
+  std::chrono::system_clock::time_point start_wall_{};  // read only when storage is set
   int uncaught_at_start_;
   std::string request_id_;
   std::string trace_id_;
   std::string span_id_;
   std::string parent_span_id_;
   std::uint8_t trace_flags_ = 0;
-  Fields ids_;  // request_id, trace_id, span_id: the fields every line starts with
+  mutable Fields ids_;  // request_id, trace_id, span_id: what every line starts with
   Fields metadata_;
   Logger logger_;
   PrometheusMetrics* metrics_;
