@@ -34,14 +34,12 @@ const std::vector<std::string>& default_operations() {
   return kDefault;
 }
 
-std::string_view str(const Fields& f, std::string_view key) noexcept {
-  const Value* v = f.find(key);
+std::string_view str(const Value* v) noexcept {
   return v != nullptr ? std::string_view(v->as_string()) : std::string_view();
 }
 
 // Numbers given as numbers or as decimal strings ("200"); the fallback otherwise.
-std::int64_t int_of(const Fields& f, std::string_view key, std::int64_t fallback = 0) noexcept {
-  const Value* v = f.find(key);
+std::int64_t int_of(const Value* v, std::int64_t fallback = 0) noexcept {
   if (v == nullptr) return fallback;
   if (v->is_number()) return v->as_int(fallback);
   const std::string& s = v->as_string();
@@ -50,8 +48,7 @@ std::int64_t int_of(const Fields& f, std::string_view key, std::int64_t fallback
   return r.ec == std::errc() && r.ptr == s.data() + s.size() ? out : fallback;
 }
 
-double double_of(const Fields& f, std::string_view key, double fallback = 0.0) noexcept {
-  const Value* v = f.find(key);
+double double_of(const Value* v, double fallback = 0.0) noexcept {
   if (v == nullptr) return fallback;
   if (v->is_number()) return v->as_double(fallback);
   const std::string& s = v->as_string();
@@ -60,8 +57,7 @@ double double_of(const Fields& f, std::string_view key, double fallback = 0.0) n
   return r.ec == std::errc() && r.ptr == s.data() + s.size() ? out : fallback;
 }
 
-bool bool_of(const Fields& f, std::string_view key) noexcept {
-  const Value* v = f.find(key);
+bool bool_of(const Value* v) noexcept {
   if (v == nullptr) return false;
   if (v->type() == Value::Type::kBool) return v->as_bool();
   if (v->is_number()) return v->as_int() != 0;
@@ -92,38 +88,39 @@ double to_seconds(Clock::duration d) noexcept { return std::chrono::duration<dou
 
 AccessLogRow make_row(const std::string& request_id, std::chrono::system_clock::time_point start,
                       const Fields& m, std::string_view endpoint, double seconds) {
+  auto f = [&m](std::string_view key) { return m.find(key); };
   AccessLogRow row;
   row.request_id = request_id;
   row.timestamp = start;
-  row.method = str(m, "method");
+  row.method = str(f("method"));
   row.endpoint = endpoint;
-  row.path = str(m, "path");
-  row.query = str(m, "query");
-  row.client_ip = str(m, "client_ip");
-  row.user_agent = str(m, "user_agent");
-  row.service_type = str(m, "service_type");
-  row.model = str(m, "model");
-  row.streaming = bool_of(m, "streaming");
-  row.status_code = static_cast<int>(int_of(m, "status_code"));
+  row.path = str(f("path"));
+  row.query = str(f("query"));
+  row.client_ip = str(f("client_ip"));
+  row.user_agent = str(f("user_agent"));
+  row.service_type = str(f("service_type"));
+  row.model = str(f("model"));
+  row.streaming = bool_of(f("streaming"));
+  row.status_code = static_cast<int>(int_of(f("status_code")));
   row.duration_ms = seconds * 1000.0;
   row.duration_seconds = seconds;
-  row.tokens_input = int_of(m, "tokens_input");
-  row.tokens_output = int_of(m, "tokens_output");
-  row.cache_read_tokens = int_of(m, "cache_read_tokens");
-  row.cache_write_tokens = int_of(m, "cache_write_tokens");
-  row.cost_usd = double_of(m, "cost_usd");
-  row.cost_sdk_usd = double_of(m, "cost_sdk_usd");
-  row.num_turns = int_of(m, "num_turns");
-  row.session_id = str(m, "session_id");
-  row.session_type = str(m, "session_type");
-  row.session_status = str(m, "session_status");
-  row.session_age_seconds = double_of(m, "session_age_seconds");
-  row.session_message_count = int_of(m, "session_message_count");
-  row.session_client_id = str(m, "session_client_id");
-  row.session_pool_enabled = bool_of(m, "session_pool_enabled");
-  row.session_idle_seconds = double_of(m, "session_idle_seconds");
-  row.session_error = str(m, "session_error");
-  row.session_is_new = bool_of(m, "session_is_new");
+  row.tokens_input = int_of(f("tokens_input"));
+  row.tokens_output = int_of(f("tokens_output"));
+  row.cache_read_tokens = int_of(f("cache_read_tokens"));
+  row.cache_write_tokens = int_of(f("cache_write_tokens"));
+  row.cost_usd = double_of(f("cost_usd"));
+  row.cost_sdk_usd = double_of(f("cost_sdk_usd"));
+  row.num_turns = int_of(f("num_turns"));
+  row.session_id = str(f("session_id"));
+  row.session_type = str(f("session_type"));
+  row.session_status = str(f("session_status"));
+  row.session_age_seconds = double_of(f("session_age_seconds"));
+  row.session_message_count = int_of(f("session_message_count"));
+  row.session_client_id = str(f("session_client_id"));
+  row.session_pool_enabled = bool_of(f("session_pool_enabled"));
+  row.session_idle_seconds = double_of(f("session_idle_seconds"));
+  row.session_error = str(f("session_error"));
+  row.session_is_new = bool_of(f("session_is_new"));
   return row;
 }
 
@@ -167,8 +164,6 @@ RequestContext::RequestContext(const RequestContextOptions& options, Fields init
     trace_flags_ = 0x01;  // sampled: every request is logged
   }
   if (!trace_id_.empty()) span_id_ = detail::new_hex_id(8);
-  // Room for the fields a proxy typically adds, so add_metadata does not reallocate.
-  metadata_.reserve(16);
   if (storage_) start_wall_ = std::chrono::system_clock::now();
 
   if (logger_.enabled(LogLevel::kDebug)) {
@@ -211,15 +206,53 @@ double RequestContext::duration_ms() const noexcept { return to_seconds(elapsed(
 
 double RequestContext::duration_seconds() const noexcept { return to_seconds(elapsed()); }
 
-void RequestContext::add_metadata(const Fields& fields) noexcept { metadata_.merge(fields); }
+const Fields& RequestContext::metadata() const noexcept {
+  compact();
+  return metadata_;
+}
+
+void RequestContext::compact() const noexcept {
+  for (std::size_t i = 0; i < n_added_; ++i) {
+    metadata_.merge(added_[i]);
+    added_[i] = Fields();
+  }
+  n_added_ = 0;
+}
+
+void RequestContext::add_metadata(const Fields& fields) noexcept { add_metadata(Fields(fields)); }
+
+void RequestContext::add_metadata(Fields&& fields) noexcept {
+  if (fields.empty()) return;
+  if (n_added_ == kMaxChunks) compact();
+  added_[n_added_++] = std::move(fields);
+}
+
+const Value* RequestContext::find_metadata(std::string_view key) const noexcept {
+  for (std::size_t i = n_added_; i > 0; --i) {
+    if (const Value* v = added_[i - 1].find(key)) return v;
+  }
+  return metadata_.find(key);
+}
+
+std::size_t RequestContext::line_sets(const Fields** out) const noexcept {
+  std::size_t n = 0;
+  out[n++] = &ids();
+  out[n++] = &metadata_;
+  for (std::size_t i = 0; i < n_added_; ++i) out[n++] = &added_[i];
+  return n;
+}
 
 void RequestContext::log_event(std::string_view event, const Fields& fields) const noexcept {
   if (!logger_.enabled(LogLevel::kInfo)) return;
   const Fields timing{{"duration_ms", duration_ms()}};
-  detail::log_sets(logger_, LogLevel::kInfo, event, {&ids(), &metadata_, &timing, &fields});
+  const Fields* sets[kMaxChunks + 4];
+  std::size_t n = line_sets(sets);
+  sets[n++] = &timing;
+  sets[n++] = &fields;
+  detail::log_sets(logger_, LogLevel::kInfo, event, sets, n);
 }
 
-Logger RequestContext::logger() const noexcept { return logger_.bind(ids()).bind(metadata_); }
+Logger RequestContext::logger() const noexcept { return logger_.bind(ids()).bind(metadata()); }
 
 void RequestContext::fail(std::string_view error_type, std::string_view message) noexcept {
   if (failed_) return;
@@ -242,18 +275,25 @@ void RequestContext::finish() noexcept {
   if (std::uncaught_exceptions() > uncaught_at_start_) {
     fail("unhandled_exception", "an exception left the request scope");
   }
-  const std::string_view endpoint =
-      str(metadata_, "endpoint").empty() ? str(metadata_, "path") : str(metadata_, "endpoint");
-  const std::string_view model = str(metadata_, "model");
-  const std::string_view service_type = str(metadata_, "service_type");
+  // Storage and events need the metadata folded together; fold before taking views into it.
+  const bool publish = events_ != nullptr && events_->has_subscribers();
+  if (storage_ || publish) compact();
+  const std::string_view endpoint = str(find_metadata("endpoint")).empty()
+                                        ? str(find_metadata("path"))
+                                        : str(find_metadata("endpoint"));
+  const std::string_view model = str(find_metadata("model"));
+  const std::string_view service_type = str(find_metadata("service_type"));
 
   try {
+    const Fields* sets[kMaxChunks + 4];
+    std::size_t n = line_sets(sets);
     if (failed_ && logger_.enabled(LogLevel::kError)) {
       const Fields error{{"duration_ms", ms},
                          {"duration_seconds", seconds},
                          {"error_type", error_type_},
                          {"error_message", error_message_}};
-      detail::log_sets(logger_, LogLevel::kError, "request_error", {&ids(), &metadata_, &error});
+      sets[n] = &error;
+      detail::log_sets(logger_, LogLevel::kError, "request_error", sets, n + 1);
     }
     const LogLevel access_level = failed_ ? LogLevel::kWarning : LogLevel::kInfo;
     if (logger_.enabled(access_level)) {
@@ -262,21 +302,25 @@ void RequestContext::finish() noexcept {
       tail.reserve(10);
       for (const char* key :
            {"method", "path", "query", "client_ip", "user_agent", "status_code"}) {
-        if (!metadata_.contains(key)) tail.set(key, nullptr);
+        if (find_metadata(key) == nullptr) tail.set(key, nullptr);
       }
       tail.set("duration_ms", ms);
       tail.set("duration_seconds", seconds);
       if (failed_) tail.set("error_type", error_type_);
-      detail::log_sets(logger_, access_level, "access_log", {&ids(), &metadata_, &tail});
+      sets[n] = &tail;
+      detail::log_sets(logger_, access_level, "access_log", sets, n + 1);
     }
 
-    if (storage_) storage_->store(make_row(request_id_, start_wall_, metadata_, endpoint, seconds));
+    if (storage_) {
+      storage_->store(make_row(request_id_, start_wall_, metadata_, endpoint, seconds));
+    }
 
-    if (events_ != nullptr && events_->has_subscribers()) {
+    if (publish) {
+      const Fields& meta = metadata_;
       Fields data;
-      data.reserve(metadata_.size() + 4);
+      data.reserve(meta.size() + 4);
       data.set("request_id", request_id_);
-      data.merge(metadata_);
+      data.merge(meta);
       data.set("duration_ms", ms);
       if (failed_) {
         data.set("error_type", error_type_);
@@ -289,11 +333,11 @@ void RequestContext::finish() noexcept {
   }
 
   if (metrics_ != nullptr) {
-    const std::string_view method = str(metadata_, "method");
-    const Value* status = metadata_.find("status_code");
+    const std::string_view method = str(find_metadata("method"));
+    const Value* status = find_metadata("status_code");
     if (status != nullptr && (status->is_number() || !status->as_string().empty())) {
-      metrics_->record_request(method, endpoint, model,
-                               static_cast<int>(int_of(metadata_, "status_code")), service_type);
+      metrics_->record_request(method, endpoint, model, static_cast<int>(int_of(status)),
+                               service_type);
     } else {
       metrics_->record_request(method, endpoint, model, "unknown", service_type);
     }
@@ -304,10 +348,10 @@ void RequestContext::finish() noexcept {
         {"cache_read_tokens", "cache_read"},
         {"cache_write_tokens", "cache_write"}};
     for (const auto& [key, type] : kTokens) {
-      const std::int64_t n = int_of(metadata_, key);
-      if (n > 0) metrics_->record_tokens(n, type, model, service_type);
+      const std::int64_t count = int_of(find_metadata(key));
+      if (count > 0) metrics_->record_tokens(count, type, model, service_type);
     }
-    const double cost = double_of(metadata_, "cost_usd");
+    const double cost = double_of(find_metadata("cost_usd"));
     if (cost > 0) metrics_->record_cost(cost, model, "total", service_type);
     if (failed_) metrics_->record_error(error_type_, endpoint, model, service_type);
     metrics_->dec_active_requests();

@@ -237,13 +237,14 @@ void append_key(std::string& out, const std::string& key, std::size_t max_len, b
 }
 
 void render(std::string& out, const Config& config, LogLevel level, std::string_view logger,
-            std::string_view event, const Fields* const* sets, std::size_t n_sets) {
+            std::string_view event, const Fields* const* sets, std::size_t n_sets,
+            std::chrono::system_clock::time_point now) {
   const std::size_t max_len = config.max_value_length;
   const bool json = config.format == LogFormat::kJson;
   bool cut = false;
   if (json) {
     out.append("{\"timestamp\":\"");
-    detail::append_rfc3339_ms(out, std::chrono::system_clock::now());
+    detail::append_rfc3339_ms(out, now);
     out.append("\",\"level\":\"");
     out.append(to_string(level));
     out.append("\",\"logger\":");
@@ -251,7 +252,7 @@ void render(std::string& out, const Config& config, LogLevel level, std::string_
     out.append(",\"event\":");
     cut |= detail::append_json_string(out, event, max_len);
   } else {
-    detail::append_rfc3339_ms(out, std::chrono::system_clock::now());
+    detail::append_rfc3339_ms(out, now);
     out.push_back(' ');
     out.append(to_string(level));
     out.push_back(' ');
@@ -390,20 +391,23 @@ void Logger::log(LogLevel level, std::string_view event, const Fields& fields) c
 namespace detail {
 
 void log_sets(const Logger& logger, LogLevel level, std::string_view event,
-              std::initializer_list<const Fields*> sets) noexcept {
+              const Fields* const* sets, std::size_t n_sets) noexcept {
   if (!logger.enabled(level)) return;
   try {
     const Config& config = thread_config();
     const Fields* all[kMaxFieldSets];
     std::size_t n = 0;
     all[n++] = &logger.bound();
-    for (const Fields* set : sets) {
-      if (n < kMaxFieldSets && set != nullptr) all[n++] = set;
+    for (std::size_t i = 0; i < n_sets; ++i) {
+      if (n < kMaxFieldSets && sets[i] != nullptr) all[n++] = sets[i];
     }
     thread_local std::string line;
     line.clear();
-    render(line, config, level, logger.name(), event, all, n);
-    config.logger->log(to_spdlog(level), spdlog::string_view_t(line.data(), line.size()));
+    // One clock read serves the line's timestamp and spdlog's.
+    const auto now = std::chrono::system_clock::now();
+    render(line, config, level, logger.name(), event, all, n, now);
+    config.logger->log(now, spdlog::source_loc{}, to_spdlog(level),
+                       spdlog::string_view_t(line.data(), line.size()));
   } catch (...) {
     // Logging never throws into the caller; a line that cannot be written is lost.
     g_write_errors.fetch_add(1, std::memory_order_relaxed);

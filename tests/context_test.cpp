@@ -36,6 +36,7 @@ class Capture {
       json j = json::parse(line);
       std::lock_guard<std::mutex> lock(mutex_);
       lines_.push_back(std::move(j));
+      raw_.emplace_back(line);
     };
     obs::configure_logging(options);
   }
@@ -44,6 +45,11 @@ class Capture {
   std::vector<json> lines() {
     std::lock_guard<std::mutex> lock(mutex_);
     return lines_;
+  }
+  // The lines as written (parsing would hide a repeated key).
+  std::vector<std::string> raw() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return raw_;
   }
   std::vector<json> events(const std::string& name) {
     std::vector<json> out;
@@ -56,6 +62,7 @@ class Capture {
  private:
   std::mutex mutex_;
   std::vector<json> lines_;
+  std::vector<std::string> raw_;
 };
 
 // Access-log storage that keeps rows in memory.
@@ -557,4 +564,47 @@ TEST(ContextTest, TwoThreadsOfTenThousandScopesLeaveExactCountsAndAnEmptyTracker
                     {"service_type", "unknown"}}),
             2 * kPerThread / 10);
   EXPECT_EQ(metric(fx.metrics, "ccproxy_active_requests", {}), 0);
+}
+
+TEST(ContextTest, MetadataAddedManyTimesKeepsTheLastValueOnceInLinesAndReads) {
+  Capture capture;
+  Fixture fx;
+  {
+    obs::RequestContext ctx(fx.options, {{"method", "POST"}, {"path", "/v1/messages"}});
+    const obs::Fields shared{{"model", "first"}};
+    ctx.add_metadata(shared);  // a named set is copied, the caller keeps it
+    for (int i = 0; i < 7; ++i) ctx.add_metadata({{"attempt", i}, {"status_code", 500 + i}});
+    ctx.add_metadata({{"model", "last"}, {"status_code", 200}});
+    EXPECT_EQ(shared.find("model")->as_string(), "first");
+    EXPECT_EQ(ctx.find_metadata("model")->as_string(), "last");
+    EXPECT_EQ(ctx.find_metadata("attempt")->as_int(), 6);
+    ctx.log_event("midway");
+    EXPECT_EQ(ctx.metadata().size(), 5u);  // method, path, model, attempt, status_code
+    EXPECT_EQ(ctx.metadata().find("status_code")->as_int(), 200);
+    ctx.add_metadata({{"tokens_input", 9}});
+  }
+  auto midway = capture.events("midway");
+  ASSERT_EQ(midway.size(), 1u);
+  EXPECT_EQ(midway[0]["model"], "last");
+  EXPECT_EQ(midway[0]["status_code"], 200);
+  const json access = capture.events("access_log").at(0);
+  EXPECT_EQ(access["model"], "last");
+  EXPECT_EQ(access["attempt"], 6);
+  EXPECT_EQ(access["tokens_input"], 9);
+  for (const std::string& raw : capture.raw()) {
+    if (raw.find("\"event\":\"access_log\"") == std::string::npos) continue;
+    EXPECT_EQ(raw.find("\"model\":"), raw.rfind("\"model\":")) << raw;
+    EXPECT_EQ(raw.find("\"status_code\":"), raw.rfind("\"status_code\":")) << raw;
+  }
+  EXPECT_EQ(metric(fx.metrics, "ccproxy_requests_total",
+                   {{"method", "POST"},
+                    {"endpoint", "/v1/messages"},
+                    {"model", "last"},
+                    {"status", "200"},
+                    {"service_type", "unknown"}}),
+            1);
+  auto rows = fx.storage->rows();
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].model, "last");
+  EXPECT_EQ(rows[0].tokens_input, 9);
 }

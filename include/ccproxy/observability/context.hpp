@@ -14,6 +14,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -113,10 +114,14 @@ class RequestContext {
   double duration_ms() const noexcept;
   double duration_seconds() const noexcept;
 
-  // The initial fields and every field added since.
-  const Fields& metadata() const noexcept { return metadata_; }
-  // Merges `fields` into the metadata; later lines of the request carry them.
+  // The initial fields and every field added since (a key added again has its last value).
+  const Fields& metadata() const noexcept;
+  // Merges `fields` into the metadata; later lines of the request carry them. A temporary is
+  // taken over without copying its fields.
   void add_metadata(const Fields& fields) noexcept;
+  void add_metadata(Fields&& fields) noexcept;
+  // The metadata value under `key`, or nullptr.
+  const Value* find_metadata(std::string_view key) const noexcept;
   // Logs `event` at info with request_id, duration_ms, the metadata and `fields`.
   void log_event(std::string_view event, const Fields& fields = {}) const noexcept;
   // The request's logger with request_id (and trace ids) and the current metadata bound.
@@ -140,8 +145,14 @@ class RequestContext {
  private:
   friend class TimedOperation;
 
+  static constexpr std::size_t kMaxChunks = 3;
+
   void finish() noexcept;
   const Fields& ids() const noexcept;
+  // Folds the added chunks into metadata_.
+  void compact() const noexcept;
+  // The field sets a request line carries: ids, metadata, chunks; returns how many.
+  std::size_t line_sets(const Fields** out) const noexcept;
 
   const Clock* clock_;
   Clock::time_point start_;
@@ -153,7 +164,12 @@ class RequestContext {
   std::string parent_span_id_;
   std::uint8_t trace_flags_ = 0;
   mutable Fields ids_;  // request_id, trace_id, span_id: what every line starts with
-  Fields metadata_;
+  // The metadata is the initial fields plus up to kMaxChunks sets added whole (later wins),
+  // so add_metadata moves a set in instead of copying field by field; reading metadata()
+  // folds them together.
+  mutable Fields metadata_;
+  mutable Fields added_[kMaxChunks];
+  mutable std::size_t n_added_ = 0;
   Logger logger_;
   PrometheusMetrics* metrics_;
   std::shared_ptr<AccessLogStorage> storage_;
