@@ -65,6 +65,7 @@ bool bool_of(const Value* v) noexcept {
 }
 
 // The demangled type and what() of the exception being handled.
+// Limitation: relies on the Itanium C++ ABI (GCC, Clang), the ABI of every Debian target.
 void describe_current_exception(std::string& type, std::string& message) {
   type = "unknown_exception";
   message.clear();
@@ -273,6 +274,9 @@ void RequestContext::finish() noexcept {
   const double seconds = to_seconds(elapsed());
   const double ms = seconds * 1000.0;
   if (std::uncaught_exceptions() > uncaught_at_start_) {
+    // Limitation: a destructor cannot see the exception that is unwinding through it, so
+    // without run_in_context (or fail_with_current_exception in a catch) the error type is
+    // the generic "unhandled_exception".
     fail("unhandled_exception", "an exception left the request scope");
   }
   // Storage and events need the metadata folded together; fold before taking views into it.

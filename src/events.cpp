@@ -171,6 +171,8 @@ void EventBus::publish(Event event) noexcept {
   event.timestamp = std::chrono::system_clock::now();
   std::uint64_t lost = 0;
   try {
+    // Limitation: publishers take the bus's lock while they fill the queues, so concurrent
+    // publishes are serialised; each holds it for a few copies per subscriber, never for I/O.
     std::lock_guard<std::mutex> lock(impl_->mutex);
     auto& subs = impl_->subscribers;
     subs.erase(std::remove_if(subs.begin(), subs.end(), [](const auto& s) { return s->closed(); }),

@@ -50,10 +50,9 @@ class FlushCountingSink final : public spdlog::sinks::sink {
   void log(const spdlog::details::log_msg& msg) override { inner_->log(msg); }
   void flush() override {
     inner_->flush();
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      ++flushes_;
-    }
+    // Notified under the lock: a waiter that wakes may destroy this sink right after.
+    std::lock_guard<std::mutex> lock(mutex_);
+    ++flushes_;
     cv_.notify_all();
   }
   void set_pattern(const std::string& pattern) override { inner_->set_pattern(pattern); }
@@ -171,6 +170,8 @@ std::shared_ptr<const Config> make_config(const LoggingOptions& options) {
         std::make_shared<spdlog::async_logger>("ccproxy", config->sink, spdlog::thread_pool(),
                                                spdlog::async_overflow_policy::overrun_oldest);
   } else {
+    // Limitation: a synchronous logger writes on the calling thread, so a slow disk or a slow
+    // line_sink slows the request that logs; async mode is the one that never waits for I/O.
     config->logger = std::make_shared<spdlog::logger>("ccproxy", config->sink);
   }
   config->logger->set_level(spdlog::level::trace);  // filtering happens before formatting
@@ -287,6 +288,19 @@ void render(std::string& out, const Config& config, LogLevel level, std::string_
   }
 }
 
+// Writes out what `config` buffered; for an async logger, waits until the background thread
+// has executed the flush posted here (a flush is a message behind every queued line).
+void flush_config(const Config& config) {
+  std::lock_guard<std::mutex> flush_lock(g_flush_mutex);
+  if (!config.async) {
+    config.logger->flush();
+    return;
+  }
+  const std::uint64_t before = config.sink->flushes();
+  config.logger->flush();
+  config.sink->wait_for_flushes_above(before, kAsyncFlushTimeout);
+}
+
 }  // namespace
 
 void configure_logging(const LoggingOptions& options) {
@@ -301,7 +315,7 @@ void configure_logging(const LoggingOptions& options) {
   }
   // Limitation: a thread keeps its reference to the previous configuration (and so its open
   // file) until it logs again or exits; reconfiguring is expected at startup, not per request.
-  if (old) old->logger->flush();
+  if (old) flush_config(*old);
 }
 
 void flush_logging() noexcept {
@@ -311,20 +325,13 @@ void flush_logging() noexcept {
       std::lock_guard<std::mutex> lock(g_config_mutex);
       config = current_config_locked();
     }
-    std::lock_guard<std::mutex> flush_lock(g_flush_mutex);
-    if (!config->async) {
-      config->logger->flush();
-      return;
-    }
-    // An async flush is a message behind every queued line; wait until the background
-    // thread has executed it.
-    const std::uint64_t before = config->sink->flushes();
-    config->logger->flush();
-    config->sink->wait_for_flushes_above(before, kAsyncFlushTimeout);
+    flush_config(*config);
   } catch (...) {
   }
 }
 
+// Limitation: lines lost to a full async queue are counted here but not logged, since a
+// warning about a full log queue would go into that same queue.
 LoggingStats logging_stats() noexcept {
   LoggingStats stats;
   stats.write_errors = g_write_errors.load(std::memory_order_relaxed);

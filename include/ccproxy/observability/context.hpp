@@ -66,7 +66,9 @@ class OperationNames {
 };
 
 struct RequestContextOptions {
-  // The request id, typically the incoming X-Request-ID header. Empty: a new UUIDv4.
+  // The request id, typically the incoming X-Request-ID header. Empty: a new UUIDv4. An id
+  // is echoed in headers and logs, so one longer than 128 bytes or holding anything but
+  // visible ASCII is replaced by a new UUIDv4 too.
   std::string request_id;
   // The incoming W3C traceparent header. A valid one makes the request part of that trace
   // (trace_id and span_id go into every line); empty or malformed ones are ignored.

@@ -46,12 +46,14 @@ struct LoggingOptions {
   // gets `"truncated": true`.
   std::size_t max_value_length = 8192;
   // When set, each finished line (without the newline) goes to this callable instead of
-  // stdout or the file: for tests and for forwarding into another logging system.
+  // stdout or the file: for tests and for forwarding into another logging system. It is
+  // called under a lock and must not log through this library itself.
   std::function<void(std::string_view line)> line_sink;
 };
 
-// Replaces the process-wide logging configuration. Throws std::invalid_argument naming the
-// bad setting (a file that cannot be opened, a zero queue size, ...). Thread-safe.
+// Replaces the process-wide logging configuration, after writing out what the previous one
+// buffered. Throws std::invalid_argument naming the bad setting (a file that cannot be
+// opened, a zero queue size, ...). Thread-safe.
 void configure_logging(const LoggingOptions& options);
 // Writes out everything buffered, including the async queue (waiting up to 5 seconds for
 // the background thread). Thread-safe, never throws.
