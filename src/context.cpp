@@ -11,6 +11,7 @@
 #include "ccproxy/observability/metrics.hpp"
 #include "ccproxy/observability/storage.hpp"
 #include "ids.hpp"
+#include "json_writer.hpp"
 #include "logging_internal.hpp"
 
 namespace ccproxy::observability {
@@ -230,9 +231,9 @@ void RequestContext::add_metadata(Fields&& fields) noexcept {
 
 const Value* RequestContext::find_metadata(std::string_view key) const noexcept {
   for (std::size_t i = n_added_; i > 0; --i) {
-    if (const Value* v = added_[i - 1].find(key)) return v;
+    if (const Value* v = detail::find_field(added_[i - 1], key)) return v;
   }
-  return metadata_.find(key);
+  return detail::find_field(metadata_, key);
 }
 
 std::size_t RequestContext::line_sets(const Fields** out) const noexcept {
@@ -282,11 +283,14 @@ void RequestContext::finish() noexcept {
   // Storage and events need the metadata folded together; fold before taking views into it.
   const bool publish = events_ != nullptr && events_->has_subscribers();
   if (storage_ || publish) compact();
-  const std::string_view endpoint = str(find_metadata("endpoint")).empty()
-                                        ? str(find_metadata("path"))
-                                        : str(find_metadata("endpoint"));
-  const std::string_view model = str(find_metadata("model"));
-  const std::string_view service_type = str(find_metadata("service_type"));
+  // Metrics and storage label by these; a scope with neither does not look them up.
+  std::string_view endpoint, model, service_type;
+  if (metrics_ != nullptr || storage_) {
+    endpoint = str(find_metadata("endpoint"));
+    if (endpoint.empty()) endpoint = str(find_metadata("path"));
+    model = str(find_metadata("model"));
+    service_type = str(find_metadata("service_type"));
+  }
 
   try {
     const Fields* sets[kMaxChunks + 4];

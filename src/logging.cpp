@@ -267,7 +267,9 @@ void render(std::string& out, const Config& config, LogLevel level, std::string_
     for (const Field& f : *sets[i]) {
       // A key that a later set gives again is written once, with the later value.
       bool later = false;
-      for (std::size_t j = i + 1; j < n_sets && !later; ++j) later = sets[j]->contains(f.key);
+      for (std::size_t j = i + 1; j < n_sets && !later; ++j) {
+        later = !sets[j]->empty() && detail::find_field(*sets[j], f.key) != nullptr;
+      }
       if (later) continue;
       out.push_back(json ? ',' : ' ');
       append_key(out, f.key, max_len, json);
