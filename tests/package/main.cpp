@@ -173,6 +173,8 @@ int main() {
     options.metrics = &metrics;
     options.tracker = &tracker;
     options.request_id = "incoming-id-1";
+    auto storage = std::make_shared<obs::SqliteAccessLogStorage>(std::string(dir) + "/access.db");
+    options.storage = storage;  // each finished RequestContext stores its row
     {
       obs::RequestContext ctx(options, {{"method", "POST"},
                                         {"path", "/v1/messages"},
@@ -226,9 +228,17 @@ int main() {
     CHECK(text.find("ccproxy_active_requests 0") != std::string::npos);
     CHECK(text.find("type=\"output\"} 42") != std::string::npos);
 
+    storage->close();  // drains the queue: every stored row is in the file
+    auto rows = storage->get_recent_requests(100);
+    CHECK(rows.size() == 2);
+    CHECK(rows[1].request_id == "incoming-id-1" && rows[1].tokens_input == 150 &&
+          rows[1].model == "claude-3-5-sonnet" && rows[1].status_code == 200);
+    obs::AccessLogFilter filter;
+    filter.model = "claude-3-5-sonnet";
+    CHECK(storage->get_analytics(filter).total_requests == 1);
+
     obs::configure_logging(obs::LoggingOptions{});
-    std::remove(file.c_str());
-    rmdir(dir);
+    std::filesystem::remove_all(dir);
   }
 
   std::puts("consumer: ok");
