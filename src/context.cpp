@@ -86,7 +86,17 @@ void describe_current_exception(std::string& type, std::string& message) {
   }
 }
 
-double to_seconds(Clock::duration d) noexcept { return std::chrono::duration<double>(d).count(); }
+// Durations are kept in whole microseconds: finer digits are noise in a request log, and
+// such numbers are written without the shortest-form search.
+double to_seconds(Clock::duration d) noexcept {
+  return static_cast<double>(std::chrono::duration_cast<std::chrono::microseconds>(d).count()) /
+         1e6;
+}
+
+double to_ms(Clock::duration d) noexcept {
+  return static_cast<double>(std::chrono::duration_cast<std::chrono::microseconds>(d).count()) /
+         1e3;
+}
 
 AccessLogRow make_row(const std::string& request_id, std::chrono::system_clock::time_point start,
                       const Fields& m, std::string_view endpoint, double seconds) {
@@ -204,7 +214,7 @@ const Fields& RequestContext::ids() const noexcept {
 
 Clock::duration RequestContext::elapsed() const noexcept { return clock_->now() - start_; }
 
-double RequestContext::duration_ms() const noexcept { return to_seconds(elapsed()) * 1000.0; }
+double RequestContext::duration_ms() const noexcept { return to_ms(elapsed()); }
 
 double RequestContext::duration_seconds() const noexcept { return to_seconds(elapsed()); }
 
@@ -272,8 +282,9 @@ void RequestContext::fail_with_current_exception() noexcept {
 }
 
 void RequestContext::finish() noexcept {
-  const double seconds = to_seconds(elapsed());
-  const double ms = seconds * 1000.0;
+  const Clock::duration took = elapsed();
+  const double seconds = to_seconds(took);
+  const double ms = to_ms(took);
   if (std::uncaught_exceptions() > uncaught_at_start_) {
     // Limitation: a destructor cannot see the exception that is unwinding through it, so
     // without run_in_context (or fail_with_current_exception in a catch) the error type is
@@ -294,8 +305,12 @@ void RequestContext::finish() noexcept {
 
   try {
     const Fields* sets[kMaxChunks + 4];
-    std::size_t n = line_sets(sets);
-    if (failed_ && logger_.enabled(LogLevel::kError)) {
+    std::size_t n = 0;
+    const LogLevel access_level = failed_ ? LogLevel::kWarning : LogLevel::kInfo;
+    // The sets are gathered only for a line that is written: ids() copies the request id.
+    const bool error_line = failed_ && logger_.enabled(LogLevel::kError);
+    if (error_line || logger_.enabled(access_level)) n = line_sets(sets);
+    if (error_line) {
       const Fields error{{"duration_ms", ms},
                          {"duration_seconds", seconds},
                          {"error_type", error_type_},
@@ -303,7 +318,6 @@ void RequestContext::finish() noexcept {
       sets[n] = &error;
       detail::log_sets(logger_, LogLevel::kError, "request_error", sets, n + 1);
     }
-    const LogLevel access_level = failed_ ? LogLevel::kWarning : LogLevel::kInfo;
     if (logger_.enabled(access_level)) {
       // The access-log fields are always present, null when the request did not set them.
       Fields tail;
@@ -341,26 +355,26 @@ void RequestContext::finish() noexcept {
   }
 
   if (metrics_ != nullptr) {
-    const std::string_view method = str(find_metadata("method"));
+    CompletedRequest done;
+    done.method = str(find_metadata("method"));
+    done.endpoint = endpoint;
+    done.model = model;
+    done.service_type = service_type;
+    char status_text[24];
     const Value* status = find_metadata("status_code");
-    if (status != nullptr && (status->is_number() || !status->as_string().empty())) {
-      metrics_->record_request(method, endpoint, model, static_cast<int>(int_of(status)),
-                               service_type);
-    } else {
-      metrics_->record_request(method, endpoint, model, "unknown", service_type);
+    if (status != nullptr && status->is_number()) {
+      auto r = std::to_chars(status_text, status_text + sizeof status_text, int_of(status));
+      done.status = std::string_view(status_text, static_cast<std::size_t>(r.ptr - status_text));
+    } else if (status != nullptr && !status->as_string().empty()) {
+      done.status = status->as_string();
     }
-    metrics_->record_response_time(seconds, model, endpoint, service_type);
-    static constexpr std::pair<const char*, const char*> kTokens[] = {
-        {"tokens_input", "input"},
-        {"tokens_output", "output"},
-        {"cache_read_tokens", "cache_read"},
-        {"cache_write_tokens", "cache_write"}};
-    for (const auto& [key, type] : kTokens) {
-      const std::int64_t count = int_of(find_metadata(key));
-      if (count > 0) metrics_->record_tokens(count, type, model, service_type);
-    }
-    const double cost = double_of(find_metadata("cost_usd"));
-    if (cost > 0) metrics_->record_cost(cost, model, "total", service_type);
+    done.duration_seconds = seconds;
+    done.tokens_input = int_of(find_metadata("tokens_input"));
+    done.tokens_output = int_of(find_metadata("tokens_output"));
+    done.cache_read_tokens = int_of(find_metadata("cache_read_tokens"));
+    done.cache_write_tokens = int_of(find_metadata("cache_write_tokens"));
+    done.cost_usd = double_of(find_metadata("cost_usd"));
+    metrics_->record_completed_request(done);
     if (failed_) metrics_->record_error(error_type_, endpoint, model, service_type);
     metrics_->dec_active_requests();
   }
@@ -404,9 +418,7 @@ TimedOperation::~TimedOperation() {
   }
 }
 
-double TimedOperation::duration_ms() const noexcept {
-  return to_seconds(ctx_.clock().now() - start_) * 1000.0;
-}
+double TimedOperation::duration_ms() const noexcept { return to_ms(ctx_.clock().now() - start_); }
 
 void TimedOperation::add(const Fields& fields) noexcept { fields_.merge(fields); }
 

@@ -55,12 +55,25 @@ std::string Value::to_string() const {
 
 Fields::Fields(std::initializer_list<Field> fields) {
   items_.reserve(fields.size());
-  for (const Field& f : fields) set(f.key, f.value);
+  for (const Field& f : fields) {
+    Field* same = nullptr;
+    for (Field& existing : items_) {
+      if (existing.key.size() == f.key.size() && existing.key == f.key) {
+        same = &existing;
+        break;
+      }
+    }
+    if (same != nullptr) {
+      same->value = f.value;
+    } else {
+      items_.push_back(f);
+    }
+  }
 }
 
 void Fields::set(std::string_view key, Value value) {
   for (Field& f : items_) {
-    if (f.key == key) {
+    if (f.key.size() == key.size() && f.key == key) {
       f.value = std::move(value);
       return;
     }
@@ -74,7 +87,7 @@ void Fields::merge(const Fields& other) {
 
 const Value* Fields::find(std::string_view key) const noexcept {
   for (const Field& f : items_) {
-    if (f.key == key) return &f.value;
+    if (f.key.size() == key.size() && f.key == key) return &f.value;
   }
   return nullptr;
 }

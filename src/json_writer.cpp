@@ -3,6 +3,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <ctime>
 
 namespace ccproxy::observability::detail {
@@ -148,6 +149,140 @@ bool append_json_value(std::string& out, const Value& v, std::size_t max_bytes) 
     case Value::Type::kString:
       return append_json_string(out, v.as_string(), max_bytes);
   }
+  return false;
+}
+
+namespace {
+
+// True when some byte of the word is not plain: below 0x20, at or above 0x7F, a quote or a
+// backslash.
+std::uint64_t load_word(const char* p) noexcept {
+  std::uint64_t w;
+  std::memcpy(&w, p, 8);
+  return w;
+}
+
+bool has_special_byte(std::uint64_t x) noexcept {
+  constexpr std::uint64_t kOnes = 0x0101010101010101ULL;
+  constexpr std::uint64_t kHigh = 0x8080808080808080ULL;
+  auto has_zero = [](std::uint64_t w) { return (w - kOnes) & ~w & kHigh; };
+  // (x | high) - 0x20 per byte (no borrow crosses bytes): a byte below 0x20 loses its high bit.
+  const std::uint64_t below_space = ~((x | kHigh) - 0x20 * kOnes) & kHigh;
+  // (x & 0x7F) + 1 per byte (no carry crosses bytes): 0x7F reaches the high bit.
+  const std::uint64_t del = ((x & ~kHigh) + kOnes) & kHigh;
+  return (below_space | del | (x & kHigh) | has_zero(x ^ (0x22 * kOnes)) |
+          has_zero(x ^ (0x5C * kOnes))) != 0;
+}
+
+// True when every byte of `s` is_plain, tested a word at a time (the last word overlapping).
+bool all_plain(std::string_view s) noexcept {
+  const char* p = s.data();
+  const std::size_t n = s.size();
+  if (n >= 8) {
+    std::size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+      if (has_special_byte(load_word(p + i))) return false;
+    }
+    return i == n || !has_special_byte(load_word(p + n - 8));
+  }
+  if (n >= 4) {
+    std::uint32_t a, b;
+    std::memcpy(&a, p, 4);
+    std::memcpy(&b, p + n - 4, 4);
+    return !has_special_byte((static_cast<std::uint64_t>(a) << 32) | b);
+  }
+  for (std::size_t i = 0; i < n; ++i) {
+    if (!is_plain(static_cast<unsigned char>(p[i]))) return false;
+  }
+  return true;
+}
+
+// Writes `v` with at most six decimals when that text reads back as exactly `v` (durations
+// in whole microseconds, prices in fractions of a cent): integer arithmetic instead of the
+// shortest-form search. Returns the end of the text, or nullptr when `v` is not such a number.
+char* write_short_decimal(char* p, double v) noexcept {
+  if (!(std::fabs(v) < 1e9)) return nullptr;
+  const long long scaled = std::llround(v * 1e6);
+  if (static_cast<double>(scaled) / 1e6 != v) return nullptr;
+  unsigned long long n = static_cast<unsigned long long>(scaled < 0 ? -scaled : scaled);
+  if (scaled < 0) *p++ = '-';
+  p = std::to_chars(p, p + 24, n / 1000000).ptr;
+  unsigned long long frac = n % 1000000;
+  if (frac != 0) {
+    int digits = 6;
+    while (frac % 10 == 0) {
+      frac /= 10;
+      --digits;
+    }
+    *p++ = '.';
+    for (int i = digits - 1; i >= 0; --i) {
+      p[i] = static_cast<char>('0' + frac % 10);
+      frac /= 10;
+    }
+    p += digits;
+  }
+  return p;
+}
+
+}  // namespace
+
+bool append_json_member(std::string& out, char separator, std::string_view key, const Value& v,
+                        std::size_t max_bytes) {
+  // Most members are a short identifier and a short plain or numeric value: they are put
+  // together on the stack and appended once. Anything else takes the general path.
+  char buf[256];
+  std::size_t n = 0;
+  if (key.size() > 64 || key.size() > max_bytes || !all_plain(key)) {
+    out.push_back(separator);
+    bool cut = append_json_string(out, key, max_bytes);
+    out.push_back(':');
+    return append_json_value(out, v, max_bytes) || cut;
+  }
+  buf[n++] = separator;
+  buf[n++] = '"';
+  std::memcpy(buf + n, key.data(), key.size());
+  n += key.size();
+  buf[n++] = '"';
+  buf[n++] = ':';
+  switch (v.type()) {
+    case Value::Type::kString: {
+      const std::string& str = v.as_string();
+      if (str.size() <= max_bytes && str.size() + n + 2 <= sizeof buf && all_plain(str)) {
+        buf[n++] = '"';
+        std::memcpy(buf + n, str.data(), str.size());
+        n += str.size();
+        buf[n++] = '"';
+        break;
+      }
+      out.append(buf, n);
+      return append_json_string(out, str, max_bytes);
+    }
+    case Value::Type::kInt:
+      n = static_cast<std::size_t>(std::to_chars(buf + n, buf + sizeof buf, v.as_int()).ptr - buf);
+      break;
+    case Value::Type::kDouble:
+      if (std::isfinite(v.as_double())) {
+        char* end = write_short_decimal(buf + n, v.as_double());
+        if (end == nullptr) end = std::to_chars(buf + n, buf + sizeof buf, v.as_double()).ptr;
+        n = static_cast<std::size_t>(end - buf);
+        break;
+      }
+      [[fallthrough]];
+    case Value::Type::kNull:
+      std::memcpy(buf + n, "null", 4);
+      n += 4;
+      break;
+    case Value::Type::kBool:
+      if (v.as_bool()) {
+        std::memcpy(buf + n, "true", 4);
+        n += 4;
+      } else {
+        std::memcpy(buf + n, "false", 5);
+        n += 5;
+      }
+      break;
+  }
+  out.append(buf, n);
   return false;
 }
 

@@ -20,6 +20,10 @@ bool append_json_string(std::string& out, std::string_view s,
 // string as above. Returns true when a string was truncated.
 bool append_json_value(std::string& out, const Value& v,
                        std::size_t max_bytes = std::string_view::npos);
+// Appends `separator"key":value`; the same text as a separator, append_json_string(key), a
+// colon and append_json_value(v), with fewer appends. Returns true when anything was cut.
+bool append_json_member(std::string& out, char separator, std::string_view key, const Value& v,
+                        std::size_t max_bytes = std::string_view::npos);
 // Appends `t` as RFC 3339 UTC with milliseconds: 2024-05-01T12:30:45.123Z.
 void append_rfc3339_ms(std::string& out, std::chrono::system_clock::time_point t);
 // The value under `key` in `fields`, or nullptr. Compares lengths before bytes, which makes

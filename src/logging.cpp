@@ -263,14 +263,29 @@ void render(std::string& out, const Config& config, LogLevel level, std::string_
     cut |= n < event.size();
     out.append(detail::sanitize_utf8(event.substr(0, n)));
   }
+  // A key that a later set gives again is written once, with the later value. A 64-bit
+  // mask of each set's keys (by length and first byte) rules out most of the searches.
+  auto key_bit = [](const std::string& key) {
+    const unsigned first = key.empty() ? 0u : static_cast<unsigned char>(key[0]);
+    return std::uint64_t{1} << ((key.size() * 7 + first) & 63);
+  };
+  if (n_sets > detail::kMaxFieldSets) n_sets = detail::kMaxFieldSets;
+  std::uint64_t masks[detail::kMaxFieldSets] = {};
+  for (std::size_t i = 0; i < n_sets; ++i) {
+    for (const Field& f : *sets[i]) masks[i] |= key_bit(f.key);
+  }
   for (std::size_t i = 0; i < n_sets; ++i) {
     for (const Field& f : *sets[i]) {
-      // A key that a later set gives again is written once, with the later value.
+      const std::uint64_t bit = key_bit(f.key);
       bool later = false;
       for (std::size_t j = i + 1; j < n_sets && !later; ++j) {
-        later = !sets[j]->empty() && detail::find_field(*sets[j], f.key) != nullptr;
+        later = (masks[j] & bit) != 0 && detail::find_field(*sets[j], f.key) != nullptr;
       }
       if (later) continue;
+      if (json && !is_reserved(f.key)) {
+        cut |= detail::append_json_member(out, ',', f.key, f.value, max_len);
+        continue;
+      }
       out.push_back(json ? ',' : ' ');
       append_key(out, f.key, max_len, json);
       if (json) {

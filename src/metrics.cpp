@@ -21,6 +21,14 @@
 namespace ccproxy::observability {
 namespace detail {
 
+std::uint64_t value_seed() noexcept {
+  static const std::uint64_t seed = [] {
+    std::random_device rd;
+    return (static_cast<std::uint64_t>(rd()) << 32) ^ rd();
+  }();
+  return seed;
+}
+
 void CountCell::flush() {
   std::uint64_t total = 0;
   for (auto& s : stripes) total += s.value.exchange(0, std::memory_order_relaxed);
@@ -54,6 +62,7 @@ namespace {
 
 constexpr std::string_view kUnknown = "unknown";
 constexpr std::string_view kOverflow = "overflow";
+constexpr std::string_view kTokenTypes[] = {"input", "output", "cache_read", "cache_write"};
 const char* const kLibraryVersion = "0.1.0";
 
 const std::vector<double> kResponseBuckets{0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25};
@@ -288,6 +297,7 @@ PrometheusMetrics::Impl::Impl(std::string_view ns_in, std::shared_ptr<prometheus
 void PrometheusMetrics::Impl::flush() noexcept {
   try {
     std::lock_guard<std::mutex> lock(flush_mutex);
+    active_requests->Set(static_cast<double>(active.load(std::memory_order_relaxed)));
     requests.flush();
     response_time.flush();
     tokens.flush();
@@ -362,11 +372,58 @@ void PrometheusMetrics::record_error(std::string_view error_type, std::string_vi
   if (auto* c = impl_->errors.cell({error_type, endpoint, model, service_type})) c->add(1);
 }
 
-void PrometheusMetrics::set_active_requests(std::int64_t count) noexcept {
-  impl_->active_requests->Set(static_cast<double>(count));
+void PrometheusMetrics::record_completed_request(const CompletedRequest& r) noexcept {
+  Impl& im = *impl_;
+  auto& req = im.requests;
+  const std::uint64_t seed = detail::value_seed();
+  const std::string_view method = req.normalize(r.method);
+  const std::string_view endpoint = req.normalize(r.endpoint);
+  const std::string_view model = req.normalize(r.model);
+  const std::string_view status = req.normalize(r.status);
+  const std::string_view service = req.normalize(r.service_type);
+  const std::uint64_t h_endpoint = detail::hash_one(endpoint, seed);
+  const std::uint64_t h_model = detail::hash_one(model, seed);
+  const std::uint64_t h_service = detail::hash_one(service, seed);
+
+  if (auto* c = req.cell({method, endpoint, model, status, service},
+                         {detail::hash_one(method, seed), h_endpoint, h_model,
+                          detail::hash_one(status, seed), h_service})) {
+    c->add(1);
+  }
+  if (finite_non_negative(r.duration_seconds)) {
+    if (auto* c =
+            im.response_time.cell({model, endpoint, service}, {h_model, h_endpoint, h_service})) {
+      c->observe(r.duration_seconds);
+    }
+  }
+  const std::pair<std::int64_t, std::size_t> tokens[] = {{r.tokens_input, 0},
+                                                         {r.tokens_output, 1},
+                                                         {r.cache_read_tokens, 2},
+                                                         {r.cache_write_tokens, 3}};
+  for (const auto& [count, type] : tokens) {
+    if (count <= 0) continue;
+    if (auto* c = im.tokens.cell({kTokenTypes[type], model, service},
+                                 {detail::hash_one(kTokenTypes[type], seed), h_model, h_service})) {
+      c->add(static_cast<std::uint64_t>(count));
+    }
+  }
+  if (std::isfinite(r.cost_usd) && r.cost_usd > 0.0) {
+    if (auto* c = im.cost.cell({model, "total", service},
+                               {h_model, detail::hash_one("total", seed), h_service})) {
+      c->add(r.cost_usd);
+    }
+  }
 }
-void PrometheusMetrics::inc_active_requests() noexcept { impl_->active_requests->Increment(); }
-void PrometheusMetrics::dec_active_requests() noexcept { impl_->active_requests->Decrement(); }
+
+void PrometheusMetrics::set_active_requests(std::int64_t count) noexcept {
+  impl_->active.store(count, std::memory_order_relaxed);
+}
+void PrometheusMetrics::inc_active_requests() noexcept {
+  impl_->active.fetch_add(1, std::memory_order_relaxed);
+}
+void PrometheusMetrics::dec_active_requests() noexcept {
+  impl_->active.fetch_sub(1, std::memory_order_relaxed);
+}
 
 void PrometheusMetrics::update_system_info(const std::map<std::string, std::string>& info) {
   for (const auto& [key, value] : info) {

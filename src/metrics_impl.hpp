@@ -46,19 +46,31 @@ class LabelledMetric {
                  const MetricsOptions& options, OverflowTracker& overflow,
                  std::function<void(Cell&, const prometheus::Labels&)> add);
 
+  using Hashes = typename detail::SeriesTable<N, Cell>::Hashes;
+
   // The cell for these label values, creating the series on first use; nullptr only when
   // the series could not be created (logged). Lock- and allocation-free for a known set.
   Cell* cell(Values values) noexcept {
-    for (auto& v : values) {
-      if (v.empty()) {
-        v = "unknown";
-      } else if (v.size() > max_value_length_) {
-        v = v.substr(0, detail::utf8_prefix_length(v, max_value_length_));
-      }
+    Hashes hashes;
+    for (std::size_t i = 0; i < N; ++i) {
+      values[i] = normalize(values[i]);
+      hashes[i] = detail::hash_one(values[i], detail::value_seed());
     }
-    const std::uint64_t h = table_.hash(values);
+    return cell(values, hashes);
+  }
+  // The same for values already normalized, with their hash_one values.
+  Cell* cell(const Values& values, const Hashes& hashes) noexcept {
+    const std::uint64_t h = table_.hash(hashes);
     if (Cell* c = table_.find(h, values)) return c;
     return slow_path(h, values);
+  }
+  // Empty values become "unknown"; overlong ones are cut on a UTF-8 boundary.
+  std::string_view normalize(std::string_view v) const noexcept {
+    if (v.empty()) return "unknown";
+    if (v.size() > max_value_length_) {
+      return v.substr(0, detail::utf8_prefix_length(v, max_value_length_));
+    }
+    return v;
   }
 
   void flush();
@@ -97,6 +109,9 @@ struct PrometheusMetrics::Impl {
   LabelledMetric<3, detail::SumCell> cost;
   LabelledMetric<4, detail::CountCell> errors;
 
+  // Requests in flight: one integer add per change (a prometheus-cpp Gauge is a
+  // compare-exchange loop on a double), written to the gauge on flush.
+  std::atomic<std::int64_t> active{0};
   prometheus::Gauge* active_requests = nullptr;
 
   std::mutex info_mutex;

@@ -96,14 +96,20 @@ inline std::uint64_t hash_one(std::string_view v, std::uint64_t seed) noexcept {
   return step(h, load64(p + len - 8));
 }
 
-// A seeded hash of a sequence of strings. Each string is hashed on its own, so the CPU works
-// on all of them at once, and the results are combined in order.
-inline std::uint64_t hash_values(const std::string_view* values, std::size_t n,
-                                 std::uint64_t seed) noexcept {
-  std::uint64_t h = 0;
+// The seed of hash_one for label values: random per process, so request data cannot be
+// chosen to collide.
+std::uint64_t value_seed() noexcept;
+
+// Combines the hash_one values of a label set, position by position, with a table's seed.
+// Each value is hashed on its own (so the CPU works on all of them at once, and a caller
+// recording several metrics hashes a shared value once).
+inline std::uint64_t combine_hashes(const std::uint64_t* hashes, std::size_t n,
+                                    std::uint64_t seed) noexcept {
+  std::uint64_t h = seed;
   for (std::size_t i = 0; i < n; ++i) {
-    std::uint64_t x = hash_one(values[i], seed + i);
-    h ^= (x << (7 * i)) | (x >> ((64 - 7 * i) & 63));
+    const std::uint64_t x = hashes[i];
+    const unsigned r = static_cast<unsigned>(7 * i + 1);
+    h ^= (x << r) | (x >> (64 - r));
   }
   h ^= h >> 33;
   h *= 0xFF51AFD7ED558CCDULL;
@@ -190,8 +196,10 @@ class SeriesTable {
   SeriesTable(const SeriesTable&) = delete;
   SeriesTable& operator=(const SeriesTable&) = delete;
 
-  std::uint64_t hash(const Values& values) const noexcept {
-    return hash_values(values.data(), N, seed_);
+  using Hashes = std::array<std::uint64_t, N>;
+
+  std::uint64_t hash(const Hashes& hashes) const noexcept {
+    return combine_hashes(hashes.data(), N, seed_);
   }
 
   // Lock-free and allocation-free.

@@ -31,18 +31,18 @@ std::string new_uuid4() {
   std::uint64_t lo = next_random();
   hi = (hi & ~0xF000ull) | 0x4000ull;              // version 4
   lo = (lo & ~(0xC0ull << 56)) | (0x80ull << 56);  // variant 10xx
-  std::string out;
-  out.reserve(36);
-  append_hex(out, hi >> 32, 8);
-  out.push_back('-');
-  append_hex(out, (hi >> 16) & 0xFFFF, 4);
-  out.push_back('-');
-  append_hex(out, hi & 0xFFFF, 4);
-  out.push_back('-');
-  append_hex(out, lo >> 48, 4);
-  out.push_back('-');
-  append_hex(out, lo & 0xFFFFFFFFFFFFull, 12);
-  return out;
+  // xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx: the 16 bytes of hi and lo, high first, two hex
+  // digits a byte.
+  static constexpr int kByteAt[16] = {0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34};
+  char buf[36];
+  buf[8] = buf[13] = buf[18] = buf[23] = '-';
+  for (int b = 0; b < 16; ++b) {
+    const std::uint64_t word = b < 8 ? hi : lo;
+    const unsigned byte = static_cast<unsigned>(word >> ((7 - b % 8) * 8)) & 0xFF;
+    buf[kByteAt[b]] = kHex[byte >> 4];
+    buf[kByteAt[b] + 1] = kHex[byte & 0xF];
+  }
+  return std::string(buf, sizeof buf);
 }
 
 std::string new_hex_id(std::size_t bytes) {

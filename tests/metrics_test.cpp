@@ -385,3 +385,36 @@ TEST(MetricsTest, SerializesTextFormat004) {
                               "status=\"200\"} 1"));
   EXPECT_THAT(text, HasSubstr("# TYPE ccproxy_response_duration_seconds histogram\n"));
 }
+
+TEST(MetricsTest, CompletedRequestRecordsWhatTheSingleCallsWould) {
+  obs::PrometheusMetrics single("ccproxy");
+  single.record_request("POST", "/v1/messages", "claude-3-5-sonnet", 200, "proxy_service");
+  single.record_response_time(0.042, "claude-3-5-sonnet", "/v1/messages", "proxy_service");
+  single.record_tokens(150, "input", "claude-3-5-sonnet", "proxy_service");
+  single.record_tokens(42, "output", "claude-3-5-sonnet", "proxy_service");
+  single.record_tokens(7, "cache_write", "claude-3-5-sonnet", "proxy_service");
+  single.record_cost(0.0125, "claude-3-5-sonnet", "total", "proxy_service");
+  single.record_request("GET", "/v1/models");
+
+  obs::PrometheusMetrics combined("ccproxy");
+  obs::CompletedRequest r;
+  r.method = "POST";
+  r.endpoint = "/v1/messages";
+  r.model = "claude-3-5-sonnet";
+  r.status = "200";
+  r.service_type = "proxy_service";
+  r.duration_seconds = 0.042;
+  r.tokens_input = 150;
+  r.tokens_output = 42;
+  r.cache_read_tokens = 0;  // skipped, as record_tokens(0, ...) is
+  r.cache_write_tokens = 7;
+  r.cost_usd = 0.0125;
+  combined.record_completed_request(r);
+  obs::CompletedRequest models;  // defaults: unknown labels, no time, tokens or cost
+  models.method = "GET";
+  models.endpoint = "/v1/models";
+  combined.record_completed_request(models);
+
+  // The info line carries the same version in both; everything else must match too.
+  EXPECT_EQ(combined.serialize(), single.serialize());
+}

@@ -44,6 +44,22 @@ namespace ccproxy::observability {
 
 class PushgatewayClient;
 
+// A finished request, as record_completed_request takes it. The views must stay valid for the
+// call only.
+struct CompletedRequest {
+  std::string_view method;
+  std::string_view endpoint;
+  std::string_view model;
+  std::string_view status = "unknown";
+  std::string_view service_type;
+  double duration_seconds = -1.0;  // negative: no response time recorded
+  std::int64_t tokens_input = 0;   // each token count <= 0 records nothing
+  std::int64_t tokens_output = 0;
+  std::int64_t cache_read_tokens = 0;
+  std::int64_t cache_write_tokens = 0;
+  double cost_usd = 0.0;  // <= 0, NaN or infinite records nothing
+};
+
 struct MetricsOptions {
   // Distinct label sets each labelled metric holds; further sets are recorded under one
   // series whose label values are all "overflow".
@@ -90,6 +106,9 @@ class PrometheusMetrics {
                    std::string_view service_type = {}) noexcept;
   void record_error(std::string_view error_type, std::string_view endpoint = "unknown",
                     std::string_view model = {}, std::string_view service_type = {}) noexcept;
+  // What record_request, record_response_time, record_tokens for each type and record_cost
+  // record, in one call that hashes each label value once (RequestContext ends with it).
+  void record_completed_request(const CompletedRequest& request) noexcept;
 
   void set_active_requests(std::int64_t count) noexcept;
   void inc_active_requests() noexcept;
