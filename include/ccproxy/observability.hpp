@@ -8,6 +8,8 @@
 #pragma once
 
 #include "ccproxy/observability/clock.hpp"
+#include "ccproxy/observability/exposer.hpp"
 #include "ccproxy/observability/fields.hpp"
 #include "ccproxy/observability/logging.hpp"
+#include "ccproxy/observability/metrics.hpp"
 #include "ccproxy/observability/storage.hpp"

@@ -2,8 +2,10 @@
 // as their comments say.
 #include <ccproxy/observability.hpp>
 
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <stdexcept>
 #include <string>
 
 namespace obs = ccproxy::observability;
@@ -19,6 +21,51 @@ namespace obs = ccproxy::observability;
 int main() {
   obs::Fields f{{"method", "POST"}, {"status_code", 200}};
   CHECK(f.find("status_code")->as_int() == 200);
+
+  {  // The metrics facade (issue: foundation).
+    obs::PrometheusMetrics m("ccproxy");
+    m.record_request("POST", "/v1/messages", "claude-3-5-sonnet", 200, "proxy_service");
+    m.record_request("POST", "/v1/messages", "claude-3-5-sonnet", "429", "proxy_service");
+    m.record_request("GET", "/v1/models");
+    m.record_response_time(0.042, "claude-3-5-sonnet", "/v1/messages", "proxy_service");
+    m.record_tokens(150, "input", "claude-3-5-sonnet", "proxy_service");
+    m.record_tokens(0, "cache_read", "claude-3-5-sonnet");
+    m.record_cost(0.0125, "claude-3-5-sonnet", "total", "proxy_service");
+    m.record_cost(std::nan(""), "claude-3-5-sonnet");
+    m.record_error("upstream_timeout", "/v1/messages", "claude-3-5-sonnet", "proxy_service");
+    m.inc_active_requests();
+    m.dec_active_requests();
+    m.set_active_requests(3);
+    m.update_system_info({{"version", "1.2.3"}});
+    std::string text = m.serialize();
+    CHECK(text.find("ccproxy_requests_total{endpoint=\"/v1/messages\",method=\"POST\","
+                    "model=\"claude-3-5-sonnet\",service_type=\"proxy_service\","
+                    "status=\"200\"} 1") != std::string::npos);
+    CHECK(text.find("status=\"429\"} 1") != std::string::npos);
+    CHECK(text.find("model=\"unknown\",service_type=\"unknown\",status=\"unknown\"} 1") !=
+          std::string::npos);
+    CHECK(
+        text.find("ccproxy_tokens_total{model=\"claude-3-5-sonnet\",service_type=\"proxy_service\","
+                  "type=\"input\"} 150") != std::string::npos);
+    CHECK(text.find("type=\"cache_read\"") == std::string::npos);
+    CHECK(text.find("ccproxy_cost_usd_total{cost_type=\"total\",model=\"claude-3-5-sonnet\","
+                    "service_type=\"proxy_service\"} 0.0125") != std::string::npos);
+    CHECK(text.find("ccproxy_active_requests 3") != std::string::npos);
+    CHECK(text.find("ccproxy_info{metrics_enabled=\"true\",version=\"1.2.3\"} 1") !=
+          std::string::npos);
+    CHECK(text.find("ccproxy_response_duration_seconds_count{endpoint=\"/v1/messages\","
+                    "model=\"claude-3-5-sonnet\",service_type=\"proxy_service\"} 1") !=
+          std::string::npos);
+    std::shared_ptr<prometheus::Registry> r = m.registry();
+    CHECK(r != nullptr);
+    bool threw = false;
+    try {
+      obs::PrometheusMetrics bad("1bad-ns");
+    } catch (const std::invalid_argument&) {
+      threw = true;
+    }
+    CHECK(threw);
+  }
 
   std::puts("consumer: ok");
   return EXIT_SUCCESS;

@@ -134,6 +134,9 @@ class PrometheusMetrics {
   struct Impl;
 
  private:
+  friend class MetricsExposer;
+  void attach_pushgateway();
+
   std::shared_ptr<Impl> impl_;
 };
 
