@@ -34,7 +34,7 @@ void SumCell::flush() {
 }
 
 void HistogramCell::flush() {
-  std::vector<double> increments(bounds->size() + 1, 0.0);
+  std::vector<double> increments(bound_count + 1, 0.0);
   double sum = 0.0;
   bool any = false;
   for (auto& s : stripes) {
@@ -195,7 +195,7 @@ auto histogram_adder(prometheus::Family<prometheus::Histogram>& family,
                      const std::vector<double>& bounds) {
   return [&family, &bounds](detail::HistogramCell& cell, const prometheus::Labels& labels) {
     cell.target = &family.Add(labels, bounds);
-    cell.bounds = &bounds;
+    cell.set_bounds(bounds);
   };
 }
 
@@ -282,7 +282,7 @@ PrometheusMetrics::Impl::Impl(std::string_view ns_in, std::shared_ptr<prometheus
       &histogram_family(*registry, ns + "_pool_acquisition_duration_seconds",
                         "Time spent waiting to acquire a client from the pool, in seconds.")
            .Add({}, kPoolBuckets);
-  pool_acquisition.bounds = &kPoolBuckets;
+  pool_acquisition.set_bounds(kPoolBuckets);
 }
 
 void PrometheusMetrics::Impl::flush() noexcept {

@@ -156,15 +156,20 @@ struct SumCell {
 // A histogram series with at most kMaxBuckets - 1 finite bounds.
 struct HistogramCell {
   prometheus::Histogram* target = nullptr;
-  const std::vector<double>* bounds = nullptr;
+  // The bounds, copied in so observe() reads them from the cell's own cache line.
+  std::array<double, kMaxBuckets - 1> bounds{};
+  std::size_t bound_count = 0;
   std::array<HistogramStripe, kStripes> stripes;
+
+  void set_bounds(const std::vector<double>& b) noexcept {
+    bound_count = b.size() < bounds.size() ? b.size() : bounds.size();
+    for (std::size_t i = 0; i < bound_count; ++i) bounds[i] = b[i];
+  }
 
   void observe(double v) noexcept {
     // Buckets are inclusive upper bounds, as in prometheus-cpp: v goes to the first b >= v.
     std::size_t i = 0;
-    const std::size_t n = bounds->size();
-    const double* b = bounds->data();
-    while (i < n && v > b[i]) ++i;
+    while (i < bound_count && v > bounds[i]) ++i;
     HistogramStripe& s = stripes[this_thread_stripe()];
     s.buckets[i].fetch_add(1, std::memory_order_relaxed);
     atomic_add(s.sum, v);
