@@ -312,6 +312,7 @@ PrometheusMetrics::PrometheusMetrics(std::string_view ns,
                                      MetricsOptions options)
     : impl_(std::make_shared<Impl>(ns, std::move(registry), std::move(pushgateway), options)) {
   if (auto* own = dynamic_cast<FlushingRegistry*>(impl_->registry.get())) own->owner = impl_;
+  attach_pushgateway();
 }
 
 PrometheusMetrics::~PrometheusMetrics() {

@@ -97,6 +97,59 @@ int main() {
     std::filesystem::remove_all(dir);
   }
 
+  {  // Pushing (issue 4): settings, client, typed results, breaker state, periodic pusher.
+    obs::ObservabilitySettings s;
+    CHECK(s.pushgateway_url.empty() && s.pushgateway_job == "ccproxy");
+    s.pushgateway_url = "http://127.0.0.1:1";  // nothing listens on port 1
+    s.pushgateway_job = "nightly/batch";
+    s.pushgateway_grouping = {{"instance", "worker/1"}};
+    s.pushgateway_timeout = std::chrono::milliseconds(1500);
+    auto client = std::make_shared<obs::PushgatewayClient>(s);
+    CHECK(client->is_enabled());
+    CHECK(client->redacted_url() ==
+          "http://127.0.0.1:1/metrics/job@base64/bmlnaHRseS9iYXRjaA/instance@base64/d29ya2VyLzE");
+    obs::PrometheusMetrics m("batch", nullptr, client);
+    obs::PushResult r = client->push_metrics(*m.registry(), obs::PushMethod::kPush);
+    CHECK(r.outcome == obs::PushOutcome::kTransportError && !r.ok() && r.http_status == 0);
+    CHECK(client->delete_metrics().outcome == obs::PushOutcome::kTransportError);
+    CHECK(client->circuit_state() == obs::CircuitState::kClosed);
+    CHECK(m.is_pushgateway_enabled());
+    CHECK(!m.push_to_gateway());  // PUT; nothing listens, so false
+    CHECK(!m.push_to_gateway("pushadd"));
+    CHECK(!m.push_add_to_gateway());  // the fifth failure in a row opens the breaker
+    CHECK(client->circuit_state() == obs::CircuitState::kOpen);
+    CHECK(!m.delete_from_gateway());     // refused by the open breaker
+    CHECK(!m.push_to_gateway("bogus"));  // false, error logged
+    std::string text = m.serialize();
+    CHECK(text.find("batch_pushgateway_pushes_total{method=\"push\","
+                    "outcome=\"transport_error\"} 2") != std::string::npos);
+    CHECK(text.find("batch_pushgateway_pushes_total{method=\"delete\","
+                    "outcome=\"circuit_open\"} 1") != std::string::npos);
+
+    obs::ObservabilitySettings off;
+    obs::PushgatewayClient disabled(off);
+    CHECK(disabled.push_metrics(*m.registry(), obs::PushMethod::kPush).outcome ==
+          obs::PushOutcome::kDisabled);
+
+    bool threw = false;
+    try {
+      s.pushgateway_url = "gopher://127.0.0.1:9091";
+      obs::PushgatewayClient bad(s);
+    } catch (const std::invalid_argument& e) {
+      threw = std::string(e.what()).find("pushgateway_url") != std::string::npos;
+    }
+    CHECK(threw);
+
+    obs::ManualClock clock;
+    obs::CircuitBreaker breaker(5, std::chrono::seconds(60), clock);
+    CHECK(breaker.state() == obs::CircuitState::kClosed);
+    int pushes = 0;
+    {
+      obs::PeriodicPusher pusher([&pushes] { return ++pushes > 0; }, {}, clock);
+    }
+    CHECK(pushes == 1);  // the final push on stop
+  }
+
   std::puts("consumer: ok");
   return EXIT_SUCCESS;
 }
