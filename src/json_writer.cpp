@@ -3,6 +3,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstdint>
+#include <ctime>
 
 namespace ccproxy::observability::detail {
 namespace {
@@ -40,6 +41,11 @@ std::size_t utf8_sequence_length(std::string_view s, std::size_t i) noexcept {
   return n;
 }
 
+// Printable ASCII other than the quote and the backslash: copied as it is.
+constexpr bool is_plain(unsigned char c) noexcept {
+  return c >= 0x20 && c < 0x7F && c != '"' && c != '\\';
+}
+
 }  // namespace
 
 std::size_t utf8_prefix_length(std::string_view s, std::size_t max_bytes) noexcept {
@@ -59,6 +65,14 @@ bool append_json_string(std::string& out, std::string_view s, std::size_t max_by
   out.push_back('"');
   std::size_t i = 0;
   while (i < s.size()) {
+    // Copy the longest run of printable ASCII that needs no escaping in one append.
+    std::size_t run = i;
+    while (run < s.size() && is_plain(static_cast<unsigned char>(s[run]))) ++run;
+    if (run > i) {
+      out.append(s.data() + i, run - i);
+      i = run;
+      if (i == s.size()) break;
+    }
     const auto c = static_cast<unsigned char>(s[i]);
     if (c >= 0x80) {
       std::size_t n = utf8_sequence_length(s, i);
@@ -135,6 +149,34 @@ bool append_json_value(std::string& out, const Value& v, std::size_t max_bytes) 
       return append_json_string(out, v.as_string(), max_bytes);
   }
   return false;
+}
+
+void append_rfc3339_ms(std::string& out, std::chrono::system_clock::time_point t) {
+  using namespace std::chrono;
+  const auto ms_total = duration_cast<milliseconds>(t.time_since_epoch()).count();
+  auto secs = ms_total / 1000;
+  auto ms = ms_total % 1000;
+  if (ms < 0) {
+    ms += 1000;
+    secs -= 1;
+  }
+  // gmtime_r and strftime cost more than the rest of a log line; a thread formats each
+  // second once.
+  thread_local long long cached_secs = -1;
+  thread_local char cached[24];
+  thread_local std::size_t cached_len = 0;
+  if (secs != cached_secs) {
+    std::time_t tt = static_cast<std::time_t>(secs);
+    std::tm tm{};
+    gmtime_r(&tt, &tm);
+    cached_len = std::strftime(cached, sizeof cached, "%Y-%m-%dT%H:%M:%S", &tm);
+    cached_secs = secs;
+  }
+  out.append(cached, cached_len);
+  const char frac[] = {'.', static_cast<char>('0' + ms / 100),
+                       static_cast<char>('0' + ms / 10 % 10), static_cast<char>('0' + ms % 10),
+                       'Z'};
+  out.append(frac, sizeof frac);
 }
 
 std::string sanitize_utf8(std::string_view s) {

@@ -21,7 +21,9 @@
 #include <vector>
 
 #include "ccproxy/observability/clock.hpp"
+#include "ccproxy/observability/context.hpp"
 #include "ccproxy/observability/logging.hpp"
+#include "ccproxy/observability/metrics.hpp"
 #include "support/process.hpp"
 
 namespace obs = ccproxy::observability;
@@ -705,4 +707,52 @@ TEST(StorageTest, TwoThreadsStoringFiveThousandRowsEachLeaveExactSumsInTheFile) 
   const auto summary = storage->get_analytics();
   EXPECT_EQ(summary.total_tokens_input, input.load());
   EXPECT_EQ(summary.total_tokens_output, output.load());
+}
+
+// The path a proxy uses: each finished RequestContext stores its row, from two request
+// threads at once, and close() leaves every row in the file.
+TEST(StorageTest, TwoThreadsOfFiveThousandRequestContextsLandInTheFile) {
+  ccobs_test::TempDir dir;
+  const std::string path = dir.path() + "/access.db";
+  auto storage = std::make_shared<obs::SqliteAccessLogStorage>(path);
+  obs::LoggingOptions quiet;
+  quiet.level = obs::LogLevel::kError;  // the access_log lines are not what this test reads
+  obs::configure_logging(quiet);
+  obs::PrometheusMetrics metrics("ccproxy");
+  obs::RequestContextOptions options;
+  options.storage = storage;
+  options.metrics = &metrics;
+
+  constexpr int kThreads = 2, kPerThread = 5000;
+  std::atomic<std::int64_t> input{0}, output{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        const std::int64_t in = 1 + (i * 7 + t) % 1000;
+        const std::int64_t out = 1 + (i * 13 + t) % 500;
+        obs::RequestContext ctx(options, {{"method", "POST"}, {"path", "/v1/messages"}});
+        ctx.add_metadata({{"model", i % 2 == 0 ? "claude-3-5-sonnet" : "claude-3-haiku"},
+                          {"status_code", 200},
+                          {"tokens_input", in},
+                          {"tokens_output", out}});
+        input += in;
+        output += out;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  storage->close();
+  obs::configure_logging({});
+
+  Db db(path);
+  EXPECT_EQ(db.integer("SELECT COUNT(*) FROM access_logs"), kThreads * kPerThread);
+  EXPECT_EQ(db.integer("SELECT COUNT(DISTINCT request_id) FROM access_logs"),
+            kThreads * kPerThread);
+  EXPECT_EQ(db.integer("SELECT SUM(tokens_input) FROM access_logs"), input.load());
+  EXPECT_EQ(db.integer("SELECT SUM(tokens_output) FROM access_logs"), output.load());
+  EXPECT_EQ(db.integer("SELECT COUNT(*) FROM access_logs WHERE method = 'POST' AND "
+                       "path = '/v1/messages' AND status_code = 200 AND duration_ms >= 0"),
+            kThreads * kPerThread);
+  EXPECT_EQ(storage->stats().rows_written, static_cast<std::uint64_t>(kThreads * kPerThread));
 }

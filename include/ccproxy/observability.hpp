@@ -9,6 +9,8 @@
 
 #include "ccproxy/observability/circuit_breaker.hpp"
 #include "ccproxy/observability/clock.hpp"
+#include "ccproxy/observability/context.hpp"
+#include "ccproxy/observability/events.hpp"
 #include "ccproxy/observability/exposer.hpp"
 #include "ccproxy/observability/fields.hpp"
 #include "ccproxy/observability/logging.hpp"

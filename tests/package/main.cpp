@@ -7,9 +7,13 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <vector>
+
+#include <unistd.h>
 
 namespace obs = ccproxy::observability;
 
@@ -148,6 +152,93 @@ int main() {
       obs::PeriodicPusher pusher([&pushes] { return ++pushes > 0; }, {}, clock);
     }
     CHECK(pushes == 1);  // the final push on stop
+  }
+
+  {  // Request scopes, structured logging, tracking (issue: context).
+    char dir_template[] = "/tmp/ccobs-consumer-XXXXXX";
+    const char* dir = mkdtemp(dir_template);
+    CHECK(dir != nullptr);
+    const std::string file = std::string(dir) + "/app.log";
+
+    obs::PrometheusMetrics metrics("ccproxy");
+    obs::LoggingOptions log;
+    log.format = obs::LogFormat::kJson;
+    log.level = obs::LogLevel::kDebug;
+    log.file = file;
+    log.async = true;
+    obs::configure_logging(log);
+
+    obs::ContextTracker tracker;
+    obs::RequestContextOptions options;
+    options.metrics = &metrics;
+    options.tracker = &tracker;
+    options.request_id = "incoming-id-1";
+    auto storage = std::make_shared<obs::SqliteAccessLogStorage>(std::string(dir) + "/access.db");
+    options.storage = storage;  // each finished RequestContext stores its row
+    {
+      obs::RequestContext ctx(options, {{"method", "POST"},
+                                        {"path", "/v1/messages"},
+                                        {"client_ip", "10.1.2.3"},
+                                        {"user_agent", "consumer/1"}});
+      CHECK(tracker.get_active_count() == 1);
+      CHECK(ctx.request_id() == "incoming-id-1");
+      ctx.add_metadata({{"model", "claude-3-5-sonnet"},
+                        {"status_code", 200},
+                        {"tokens_input", 150},
+                        {"tokens_output", 42},
+                        {"cost_usd", 0.0125}});
+      ctx.log_event("request_processed", {{"tokens", 150}});
+      obs::TimedOperation op(ctx, "claude_api_call");
+      CHECK(ctx.duration_seconds() >= 0.0);
+    }
+    CHECK(tracker.get_active_count() == 0);
+    options.request_id.clear();
+    {
+      obs::RequestContext ctx(options, {{"method", "GET"}, {"path", "/v1/models"}});
+      CHECK(ctx.request_id().size() == 36);  // a new UUIDv4
+      ctx.fail("upstream_timeout", "upstream did not answer");
+    }
+    obs::flush_logging();
+
+    std::vector<std::string> lines;
+    std::ifstream in(file);
+    for (std::string line; std::getline(in, line);) lines.push_back(line);
+    auto count = [&](const std::string& needle) {
+      int n = 0;
+      for (const auto& l : lines) n += l.find(needle) != std::string::npos ? 1 : 0;
+      return n;
+    };
+    CHECK(count("\"event\":\"request_start\"") == 2);
+    CHECK(count("\"event\":\"request_processed\"") == 1);
+    CHECK(count("\"event\":\"operation_success\"") == 1);
+    CHECK(count("\"event\":\"access_log\"") == 2);
+    CHECK(count("\"level\":\"warning\",\"logger\":\"ccproxy.request\",\"event\":\"access_log\"") ==
+          1);
+    CHECK(count("\"event\":\"request_error\"") == 1);
+    CHECK(count("\"error_type\":\"upstream_timeout\"") == 2);
+    CHECK(count("\"request_id\":\"incoming-id-1\"") == 5);  // start, processed, 2 op, access
+    for (const auto& l : lines) CHECK(l.front() == '{' && l.back() == '}');
+
+    const std::string text = metrics.serialize();
+    CHECK(text.find("ccproxy_requests_total{endpoint=\"/v1/messages\",method=\"POST\","
+                    "model=\"claude-3-5-sonnet\",service_type=\"unknown\",status=\"200\"} 1") !=
+          std::string::npos);
+    CHECK(text.find("ccproxy_errors_total{endpoint=\"/v1/models\",error_type=\"upstream_timeout\","
+                    "model=\"unknown\",service_type=\"unknown\"} 1") != std::string::npos);
+    CHECK(text.find("ccproxy_active_requests 0") != std::string::npos);
+    CHECK(text.find("type=\"output\"} 42") != std::string::npos);
+
+    storage->close();  // drains the queue: every stored row is in the file
+    auto rows = storage->get_recent_requests(100);
+    CHECK(rows.size() == 2);
+    CHECK(rows[1].request_id == "incoming-id-1" && rows[1].tokens_input == 150 &&
+          rows[1].model == "claude-3-5-sonnet" && rows[1].status_code == 200);
+    obs::AccessLogFilter filter;
+    filter.model = "claude-3-5-sonnet";
+    CHECK(storage->get_analytics(filter).total_requests == 1);
+
+    obs::configure_logging(obs::LoggingOptions{});
+    std::filesystem::remove_all(dir);
   }
 
   std::puts("consumer: ok");

@@ -7,11 +7,16 @@
 //   log.info("upstream_connected", {{"host", "127.0.0.1"}, {"port", 8080}});
 //
 // A JSON line holds `timestamp` (RFC 3339 UTC, milliseconds), `level`, `logger`, `event`,
-// then the bound fields, then the event's fields. Event fields that share a name with those
-// four do not overwrite them. The level is checked before anything is formatted.
+// then the bound fields, then the event's fields; a key given in both is written once, with
+// the event's value. A field named like one of those four (or `truncated`) does not overwrite
+// it: it is written as `field_<name>`. Strings are escaped per RFC 8259 with invalid UTF-8
+// replaced by U+FFFD, numbers are written independently of the process locale, and strings
+// longer than LoggingOptions::max_value_length are cut and mark the line `"truncated":true`.
+// The level is checked before anything is formatted.
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <string_view>
@@ -32,22 +37,36 @@ struct LoggingOptions {
   std::size_t max_file_size = 100 * 1024 * 1024;
   std::size_t max_files = 5;
   // Asynchronous logging: lines are formatted on the calling thread and written by a
-  // background thread through a bounded queue of async_queue_size lines.
+  // background thread through a bounded queue of async_queue_size lines. When the queue is
+  // full the oldest line is dropped (counted in LoggingStats::dropped_lines), so logging
+  // never waits for the disk.
   bool async = false;
   std::size_t async_queue_size = 8192;
   // String values longer than this many bytes are cut (on a UTF-8 boundary) and the line
   // gets `"truncated": true`.
   std::size_t max_value_length = 8192;
   // When set, each finished line (without the newline) goes to this callable instead of
-  // stdout or the file: for tests and for forwarding into another logging system.
+  // stdout or the file: for tests and for forwarding into another logging system. It is
+  // called under a lock and must not log through this library itself.
   std::function<void(std::string_view line)> line_sink;
 };
 
-// Replaces the process-wide logging configuration. Throws std::invalid_argument naming the
-// bad setting (a file that cannot be opened, a zero queue size, ...). Thread-safe.
+// Replaces the process-wide logging configuration, after writing out what the previous one
+// buffered. Throws std::invalid_argument naming the bad setting (a file that cannot be
+// opened, a zero queue size, ...). Thread-safe.
 void configure_logging(const LoggingOptions& options);
-// Writes out everything buffered, including the async queue. Thread-safe, never throws.
+// Writes out everything buffered, including the async queue (waiting up to 5 seconds for
+// the background thread). Thread-safe, never throws.
 void flush_logging() noexcept;
+
+struct LoggingStats {
+  // Lines lost because the async queue was full, since the process started.
+  std::uint64_t dropped_lines = 0;
+  // Lines a sink failed to write (disk full, closed descriptor, a throwing line_sink).
+  std::uint64_t write_errors = 0;
+};
+// Counters of the logging system itself. Thread-safe.
+LoggingStats logging_stats() noexcept;
 // Reads "trace", "debug", "info", "warning" (or "warn"), "error", "critical", "off", in any
 // case. Throws std::invalid_argument naming the text otherwise.
 LogLevel parse_log_level(std::string_view text);
