@@ -241,6 +241,37 @@ int main() {
     std::filesystem::remove_all(dir);
   }
 
+  {  // A proxy's handler, as in the README and examples/proxy.cpp (issue: examples).
+    obs::PrometheusMetrics metrics("ccproxy");
+    obs::EventBus events;
+    auto subscription = events.subscribe();
+    obs::RequestContextOptions o;
+    o.metrics = &metrics;
+    o.events = &events;
+    o.request_id = "req-42";  // from X-Request-ID
+    o.traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    {
+      obs::RequestContext ctx(o, {{"method", "POST"}, {"path", "/v1/messages"}});
+      ctx.add_metadata({{"model", "claude-3-5-haiku"}, {"service_type", "proxy_service"}});
+      std::string upstream_traceparent = ctx.child_traceparent();  // sent upstream
+      CHECK(upstream_traceparent.substr(0, 36) == o.traceparent.substr(0, 36));
+      CHECK(upstream_traceparent != o.traceparent);
+      ctx.add_metadata({{"status_code", 529}, {"tokens_input", 0}});
+      ctx.fail("upstream_http_error", "overloaded_error");
+    }
+    std::string text = metrics.serialize();
+    CHECK(text.find("ccproxy_requests_total{endpoint=\"/v1/messages\",method=\"POST\","
+                    "model=\"claude-3-5-haiku\",service_type=\"proxy_service\","
+                    "status=\"529\"} 1") != std::string::npos);
+    CHECK(text.find("error_type=\"upstream_http_error\",model=\"claude-3-5-haiku\"") !=
+          std::string::npos);
+    std::vector<std::string> types;
+    obs::Event event;
+    while (subscription->try_pop(event)) types.push_back(event.type);
+    CHECK(types.size() == 2 && types[0] == "request_start" && types[1] == "request_error");
+    CHECK(event.data.find("request_id")->as_string() == "req-42");
+  }
+
   std::puts("consumer: ok");
   return EXIT_SUCCESS;
 }
