@@ -281,6 +281,7 @@ struct SqliteAccessLogStorage::Impl {
   bool closing = false;              // guarded by queue_mutex
   std::uint64_t accepted = 0;        // guarded by queue_mutex
   std::uint64_t processed = 0;       // written, duplicate, rejected or given up; queue_mutex
+  std::size_t flush_waiters = 0;     // flush() calls waiting; guarded by queue_mutex
 
   std::mutex close_mutex;
   std::atomic<bool> closed{false};
@@ -418,8 +419,13 @@ void SqliteAccessLogStorage::Impl::writer_loop() noexcept {
   for (;;) {
     {
       std::unique_lock<std::mutex> lock(queue_mutex);
-      queue_cv.wait(lock, [&] { return !queue.empty() || closing; });
-      if (queue.empty()) return;  // closing, and nothing left
+      queue_cv.wait_for(lock, options.commit_interval, [&] {
+        return queue.size() >= options.batch_size || closing || flush_waiters > 0;
+      });
+      if (queue.empty()) {
+        if (closing) return;  // nothing left
+        continue;
+      }
       const std::size_t n = std::min(options.batch_size, queue.size());
       for (std::size_t i = 0; i < n; ++i) {
         batch.push_back(std::move(queue.front()));
@@ -539,6 +545,7 @@ SqliteAccessLogStorage::SqliteAccessLogStorage(std::string path, SqliteStorageOp
   };
   positive(options.queue_capacity, "queue_capacity");
   positive(options.batch_size, "batch_size");
+  positive(options.commit_interval.count(), "commit_interval");
   positive(options.max_write_attempts, "max_write_attempts");
   if (options.busy_timeout.count() < 0 || options.busy_timeout.count() > INT32_MAX) {
     throw std::invalid_argument("SqliteStorageOptions.busy_timeout must be 0 to 2^31-1 ms");
@@ -577,7 +584,7 @@ bool SqliteAccessLogStorage::store(AccessLogRow row) noexcept {
       reason = kQueueFull;
     } else {
       try {
-        wake = impl.queue.empty();
+        wake = impl.queue.size() + 1 == impl.options.batch_size;  // a batch is full
         impl.queue.push_back(std::move(row));
         ++impl.accepted;
       } catch (...) {
@@ -605,7 +612,11 @@ void SqliteAccessLogStorage::flush() noexcept {
   Impl& impl = *impl_;
   std::unique_lock<std::mutex> lock(impl.queue_mutex);
   const std::uint64_t target = impl.accepted;
+  if (impl.processed >= target) return;
+  ++impl.flush_waiters;
+  impl.queue_cv.notify_one();
   impl.done_cv.wait(lock, [&] { return impl.processed >= target; });
+  --impl.flush_waiters;
 }
 
 void SqliteAccessLogStorage::close() noexcept {

@@ -756,3 +756,31 @@ TEST(StorageTest, TwoThreadsOfFiveThousandRequestContextsLandInTheFile) {
             kThreads * kPerThread);
   EXPECT_EQ(storage->stats().rows_written, static_cast<std::uint64_t>(kThreads * kPerThread));
 }
+
+// Rows wait for a full batch, flush(), close() or the commit interval: a request thread does
+// not wake the writer for every row.
+TEST(StorageTest, CommitsWhenABatchIsFullOrOnFlushNotPerRow) {
+  ccobs_test::TempDir dir;
+  obs::SqliteStorageOptions options;
+  options.batch_size = 3;
+  options.commit_interval = std::chrono::seconds(30);
+  obs::SqliteAccessLogStorage storage(dir.path() + "/access.db", options);
+
+  ASSERT_TRUE(storage.store(make_row("a", 0)));
+  ASSERT_TRUE(storage.store(make_row("b", 1)));
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_EQ(storage.stats().rows_written, 0u);  // two rows: no batch yet, interval not over
+
+  ASSERT_TRUE(storage.store(make_row("c", 2)));  // the third fills the batch
+  ASSERT_TRUE(wait_until([&] { return storage.stats().rows_written == 3; }));
+
+  ASSERT_TRUE(storage.store(make_row("d", 3)));
+  storage.flush();  // does not wait for the interval
+  EXPECT_EQ(storage.stats().rows_written, 4u);
+
+  ASSERT_TRUE(storage.store(make_row("e", 4)));
+  const auto before = std::chrono::steady_clock::now();
+  storage.close();
+  EXPECT_LT(std::chrono::steady_clock::now() - before, std::chrono::seconds(10));
+  EXPECT_EQ(storage.stats().rows_written, 5u);
+}

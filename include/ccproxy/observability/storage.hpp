@@ -86,6 +86,11 @@ struct SqliteStorageOptions {
   std::size_t queue_capacity = 100000;
   // Rows per transaction at most.
   std::size_t batch_size = 1000;
+  // The writer commits when batch_size rows wait, on flush() and close(), and otherwise every
+  // commit_interval. store() wakes it only for a full batch, so under load a request thread
+  // seldom pays for waking it, and rows go to the file in batches rather than one by one.
+  // Rows reach the file at most this much later (flush() forces them out).
+  std::chrono::milliseconds commit_interval{20};
   // How long SQLite itself waits for a lock held by another connection before one attempt
   // fails with "database is busy".
   std::chrono::milliseconds busy_timeout{200};
