@@ -82,6 +82,9 @@ bool finite_non_negative(double v) { return std::isfinite(v) && v >= 0.0; }
 
 // The registry the facade creates: every collection first folds the facade's cells in, so
 // whoever collects it (an exposer, a push, a user) reads exact values.
+// Limitation: a registry passed in from outside has its own Collect(), which cannot be made
+// to fold the cells in; it is exact after serialize(), flush(), a push or a MetricsExposer
+// scrape only.
 class FlushingRegistry final : public prometheus::Registry {
  public:
   std::vector<prometheus::MetricFamily> Collect() const override {
@@ -113,6 +116,8 @@ Cell* LabelledMetric<N, Cell>::slow_path(std::uint64_t h, const Values& values) 
     Cell* cell = table_.insert(h, values, [&](Cell& c, const Values& v) { add_(c, labels(v)); });
     if (cell != nullptr) return cell;
     // The table is full: record under the overflow series.
+    // Limitation: an overflowing label set is not remembered (that would grow memory without
+    // bound), so each of its records takes this mutex.
     overflow_.record(name_);
     std::lock_guard<std::mutex> lock(overflow_mutex_);
     if (!overflow_cell_) {
@@ -161,12 +166,11 @@ void OverflowTracker::record(const std::string& metric) {
   }
   counter->Increment();
   // One warning per metric and minute, however many label sets overflow.
-  auto now = std::chrono::steady_clock::now().time_since_epoch().count();
-  auto last = last_warning_ns_.load(std::memory_order_relaxed);
-  if (now - last >= std::chrono::nanoseconds(std::chrono::minutes(1)).count() &&
-      last_warning_ns_.compare_exchange_strong(last, now)) {
-    metrics_logger().warning("metric_cardinality_overflow",
-                             {{"metric", metric}, {"recorded_as", "overflow"}});
+  std::uint64_t suppressed = 0;
+  if (warnings_.allow(metric, &suppressed)) {
+    metrics_logger().warning(
+        "metric_cardinality_overflow",
+        {{"metric", metric}, {"recorded_as", "overflow"}, {"suppressed_warnings", suppressed}});
   }
 }
 

@@ -19,6 +19,7 @@
 
 #include "ccproxy/observability/metrics.hpp"
 #include "json_writer.hpp"
+#include "rate_limit.hpp"
 #include "series.hpp"
 
 namespace ccproxy::observability {
@@ -33,7 +34,7 @@ class OverflowTracker {
   prometheus::Family<prometheus::Counter>* family_;
   std::mutex mutex_;
   std::map<std::string, prometheus::Counter*> counters_;  // guarded by mutex_
-  std::atomic<std::int64_t> last_warning_ns_{std::numeric_limits<std::int64_t>::min() / 2};
+  detail::RateLimiter warnings_{std::chrono::minutes(1)};
 };
 
 // One labelled metric of the facade: label values in, the series' cell out.
