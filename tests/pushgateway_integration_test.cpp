@@ -7,6 +7,7 @@
 #include <prometheus/registry.h>
 
 #include <nlohmann/json.hpp>
+#include <set>
 #include <sstream>
 #include <string>
 
@@ -286,4 +287,47 @@ TEST(PushgatewayIntegrationTest, RemoteWriteIsReadBackFromPrometheus) {
   EXPECT_EQ(counter[0]["metric"]["Zone"], "eu");
   EXPECT_EQ(counter[0]["value"][1], "3");
   EXPECT_EQ(bucket[0]["value"][1], "2");
+}
+
+// Basic auth against a Pushgateway that requires it (bcrypt user in its web config): refused
+// without or with wrong credentials, accepted with them from the settings or the URL, and
+// the password appears in no result message or redacted URL.
+TEST(PushgatewayIntegrationTest, SendsBasicAuthThatARealPushgatewayAccepts) {
+  const std::string password = "s3cret-pw";
+  auto pg = ccobs_test::start_pushgateway_basic_auth("pusher", password);
+  const auto metrics = counters({{"auth_total", 1}});
+
+  obs::PushgatewayClient anonymous(settings_for(pg.url, "auth_job"));
+  auto refused = anonymous.push_metrics(*metrics, obs::PushMethod::kPush);
+  EXPECT_EQ(refused.outcome, obs::PushOutcome::kHttpError);
+  EXPECT_EQ(refused.http_status, 401);
+
+  auto wrong_settings = settings_for(pg.url, "auth_job");
+  wrong_settings.pushgateway_username = "pusher";
+  wrong_settings.pushgateway_password = "not-" + password;
+  obs::PushgatewayClient wrong(wrong_settings);
+  auto wrong_result = wrong.push_metrics(*metrics, obs::PushMethod::kPush);
+  EXPECT_EQ(wrong_result.http_status, 401);
+  EXPECT_EQ(wrong_result.message.find(password), std::string::npos);
+
+  auto good_settings = settings_for(pg.url, "auth_job");
+  good_settings.pushgateway_username = "pusher";
+  good_settings.pushgateway_password = password;
+  obs::PushgatewayClient good(good_settings);
+  auto accepted = good.push_metrics(*metrics, obs::PushMethod::kPush);
+  ASSERT_TRUE(accepted.ok()) << accepted.message;
+
+  const std::string authed = "http://pusher:" + password + "@127.0.0.1:" + std::to_string(pg.port);
+  obs::PushgatewayClient in_url(settings_for(authed, "auth_url_job"));
+  EXPECT_EQ(in_url.redacted_url().find(password), std::string::npos);
+  auto via_url = in_url.push_metrics(*metrics, obs::PushMethod::kPush);
+  ASSERT_TRUE(via_url.ok()) << via_url.message;
+
+  // Read back with the credentials: both groups are there.
+  auto reply = http_request("GET", authed + "/api/v1/metrics");
+  ASSERT_EQ(reply.status, 200);
+  const json all = json::parse(reply.body);
+  std::set<std::string> jobs;
+  for (const auto& group : all["data"]) jobs.insert(group["labels"]["job"].get<std::string>());
+  EXPECT_EQ(jobs, (std::set<std::string>{"auth_job", "auth_url_job"}));
 }

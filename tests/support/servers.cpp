@@ -1,5 +1,8 @@
 #include "support/servers.hpp"
 
+#include <crypt.h>
+#include <memory>
+
 #include <curl/curl.h>
 
 #include <fstream>
@@ -64,6 +67,27 @@ RunningServer start_pushgateway_tls(std::string* ca_file) {
   s.url = "https://127.0.0.1:" + std::to_string(s.port);
   s.extra_dir = certs;
   *ca_file = cert;
+  return s;
+}
+
+RunningServer start_pushgateway_basic_auth(const std::string& user, const std::string& password) {
+  // The Pushgateway's web config holds bcrypt hashes; libcrypt makes one.
+  const char* salt = crypt_gensalt("$2b$", 10, nullptr, 0);
+  if (salt == nullptr) throw std::runtime_error("crypt_gensalt failed");
+  auto data = std::make_unique<crypt_data>();
+  const char* hash = crypt_r(password.c_str(), salt, data.get());
+  if (hash == nullptr || hash[0] == '*') throw std::runtime_error("bcrypt failed");
+  auto config = std::make_shared<TempDir>();
+  std::ofstream(config->path() + "/web.yml")
+      << "basic_auth_users:\n  " << user << ": '" << hash << "'\n";
+  RunningServer s =
+      start("prometheus-pushgateway (basic auth)", [&](int port, const std::string& dir) {
+        return std::vector<std::string>{"/usr/bin/prometheus-pushgateway",
+                                        "--web.listen-address=127.0.0.1:" + std::to_string(port),
+                                        "--persistence.file=" + dir + "/pushgateway.data",
+                                        "--web.config.file=" + config->path() + "/web.yml"};
+      });
+  s.extra_dir = config;
   return s;
 }
 

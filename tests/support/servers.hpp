@@ -26,6 +26,8 @@ RunningServer start_pushgateway();
 // A Pushgateway serving HTTPS with a fresh self-signed certificate for 127.0.0.1, whose PEM
 // is written to `*ca_file` (inside the server's directory).
 RunningServer start_pushgateway_tls(std::string* ca_file);
+// A Pushgateway that answers 401 unless the request carries basic auth for user:password.
+RunningServer start_pushgateway_basic_auth(const std::string& user, const std::string& password);
 RunningServer start_victoria_metrics();
 RunningServer start_prometheus();
 
