@@ -23,10 +23,10 @@
 //   N_pool_acquisition_duration_seconds                                histogram
 //   N_metric_overflow_total{metric}                                    counter
 //
-// Recording is exact but staged: each call adds to per-thread cells, which are folded into
-// the prometheus-cpp metrics whenever the registry is collected. With the registry the facade
-// creates that is every collection, whoever makes it. A registry passed in from outside is
-// brought up to date by serialize(), flush(), a push and MetricsExposer.
+// Recording is exact but staged: each call adds to per-CPU cells of its series, which are
+// folded into the prometheus-cpp metrics whenever the registry is collected. With the
+// registry the facade creates that is every collection, whoever makes it. A registry passed
+// in from outside is brought up to date by serialize(), flush(), a push and MetricsExposer.
 #pragma once
 
 #include <cstddef>
