@@ -29,7 +29,7 @@ int main() {
   obs::Fields f{{"method", "POST"}, {"status_code", 200}};
   CHECK(f.find("status_code")->as_int() == 200);
 
-  {  // The metrics facade (issue: foundation).
+  {  // The metrics facade.
     obs::PrometheusMetrics m("ccproxy");
     m.record_request("POST", "/v1/messages", "claude-3-5-sonnet", 200, "proxy_service");
     m.record_request("POST", "/v1/messages", "claude-3-5-sonnet", "429", "proxy_service");
@@ -101,7 +101,7 @@ int main() {
     std::filesystem::remove_all(dir);
   }
 
-  {  // Pushing (issue 4): settings, client, typed results, breaker state, periodic pusher.
+  {  // Pushing: settings, client, typed results, breaker state, periodic pusher.
     obs::ObservabilitySettings s;
     CHECK(s.pushgateway_url.empty() && s.pushgateway_job == "ccproxy");
     s.pushgateway_url = "http://127.0.0.1:1";  // nothing listens on port 1
@@ -154,7 +154,7 @@ int main() {
     CHECK(pushes == 1);  // the final push on stop
   }
 
-  {  // Request scopes, structured logging, tracking (issue: context).
+  {  // Request scopes, structured logging, tracking.
     char dir_template[] = "/tmp/ccobs-consumer-XXXXXX";
     const char* dir = mkdtemp(dir_template);
     CHECK(dir != nullptr);
@@ -241,7 +241,7 @@ int main() {
     std::filesystem::remove_all(dir);
   }
 
-  {  // A proxy's handler, as in the README and examples/proxy.cpp (issue: examples).
+  {  // A proxy's handler, as in the README and examples/proxy.cpp.
     obs::PrometheusMetrics metrics("ccproxy");
     obs::EventBus events;
     auto subscription = events.subscribe();
