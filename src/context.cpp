@@ -86,6 +86,23 @@ void describe_current_exception(std::string& type, std::string& message) {
   }
 }
 
+// The first failure of a scope or operation wins; later ones are ignored.
+void record_failure(bool& failed, std::string& type, std::string& message,
+                    std::string_view error_type, std::string_view error_message) {
+  if (failed) return;
+  failed = true;
+  type = error_type.empty() ? std::string_view("error") : error_type;
+  message = error_message;
+}
+
+void record_current_exception(bool& failed, std::string& type, std::string& message) {
+  if (failed) return;
+  std::string current_type;
+  std::string current_message;
+  describe_current_exception(current_type, current_message);
+  record_failure(failed, type, message, current_type, current_message);
+}
+
 // Durations are kept in whole microseconds: finer digits are noise in a request log, and
 // such numbers are written without the shortest-form search.
 double to_seconds(Clock::duration d) noexcept {
@@ -267,18 +284,11 @@ void RequestContext::log_event(std::string_view event, const Fields& fields) con
 Logger RequestContext::logger() const noexcept { return logger_.bind(ids()).bind(metadata()); }
 
 void RequestContext::fail(std::string_view error_type, std::string_view message) noexcept {
-  if (failed_) return;
-  failed_ = true;
-  error_type_ = error_type.empty() ? std::string_view("error") : error_type;
-  error_message_ = message;
+  record_failure(failed_, error_type_, error_message_, error_type, message);
 }
 
 void RequestContext::fail_with_current_exception() noexcept {
-  if (failed_) return;
-  std::string type;
-  std::string message;
-  describe_current_exception(type, message);
-  fail(type, message);
+  record_current_exception(failed_, error_type_, error_message_);
 }
 
 void RequestContext::finish() noexcept {
@@ -423,18 +433,11 @@ double TimedOperation::duration_ms() const noexcept { return to_ms(ctx_.clock().
 void TimedOperation::add(const Fields& fields) noexcept { fields_.merge(fields); }
 
 void TimedOperation::fail(std::string_view error_type, std::string_view message) noexcept {
-  if (failed_) return;
-  failed_ = true;
-  error_type_ = error_type.empty() ? std::string_view("error") : error_type;
-  error_message_ = message;
+  record_failure(failed_, error_type_, error_message_, error_type, message);
 }
 
 void TimedOperation::fail_with_current_exception() noexcept {
-  if (failed_) return;
-  std::string type;
-  std::string message;
-  describe_current_exception(type, message);
-  fail(type, message);
+  record_current_exception(failed_, error_type_, error_message_);
 }
 
 }  // namespace ccproxy::observability
