@@ -116,7 +116,7 @@ double to_ms(Clock::duration d) noexcept {
 }
 
 AccessLogRow make_row(const std::string& request_id, std::chrono::system_clock::time_point start,
-                      const Fields& m, std::string_view endpoint, double seconds) {
+                      const Fields& m, std::string_view endpoint, double seconds, double ms) {
   auto f = [&m](std::string_view key) { return m.find(key); };
   AccessLogRow row;
   row.request_id = request_id;
@@ -131,7 +131,7 @@ AccessLogRow make_row(const std::string& request_id, std::chrono::system_clock::
   row.model = str(f("model"));
   row.streaming = bool_of(f("streaming"));
   row.status_code = static_cast<int>(int_of(f("status_code")));
-  row.duration_ms = seconds * 1000.0;
+  row.duration_ms = ms;
   row.duration_seconds = seconds;
   row.tokens_input = int_of(f("tokens_input"));
   row.tokens_output = int_of(f("tokens_output"));
@@ -344,7 +344,7 @@ void RequestContext::finish() noexcept {
     }
 
     if (storage_) {
-      storage_->store(make_row(request_id_, start_wall_, metadata_, endpoint, seconds));
+      storage_->store(make_row(request_id_, start_wall_, metadata_, endpoint, seconds, ms));
     }
 
     if (publish) {

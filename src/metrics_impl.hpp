@@ -11,7 +11,6 @@
 #include <array>
 #include <atomic>
 #include <functional>
-#include <limits>
 #include <map>
 #include <memory>
 #include <mutex>
